@@ -1,0 +1,43 @@
+# failoverd: `make demo` and `make test` do all set-up on a fresh Debian machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SCHEDULES ?= 2000
+SEED ?= 1
+MODE ?= all
+
+.PHONY: demo test lint typecheck unit sim bench system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,etcd]'
+	touch $(STAMP)
+
+# Real components the tests use (Dovecot, HAProxy, ...). Installed only as root;
+# tests that need them skip with a reason otherwise.
+system-deps:
+	@if [ "$$(id -u)" = 0 ]; then ./.ci/system-deps; else echo "system-deps: not root, skipping apt packages (tests needing them will skip)"; fi
+
+demo: $(STAMP)
+	$(BIN)/failoverd demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy src
+
+test: $(STAMP) system-deps lint typecheck
+	$(BIN)/python -m pytest -q -ra
+
+sim: $(STAMP)
+	$(BIN)/python -m tests.sim --schedules $(SCHEDULES) --seed $(SEED) --mode $(MODE)
+
+bench: $(STAMP) system-deps
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

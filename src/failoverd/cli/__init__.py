@@ -1,0 +1,5 @@
+"""The `failoverd` command."""
+
+from failoverd.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,57 @@
+"""Enumerations shared by the core, the wire format and the runtime."""
+
+from enum import StrEnum
+
+
+class NodeState(StrEnum):
+    """Runtime state of a node (see `core.transitions` for the allowed moves)."""
+
+    STARTING = "starting"
+    STANDBY = "standby"
+    TAKING_OVER = "taking_over"
+    ACTIVE = "active"
+    RELEASING = "releasing"
+    FAILED = "failed"
+
+
+class Preference(StrEnum):
+    """Configured preference: which node should normally run the service."""
+
+    PRIMARY = "primary"
+    STANDBY = "standby"
+
+
+class SafetyMode(StrEnum):
+    """How a node convinces itself that its peer is not active before it starts services."""
+
+    WITNESS = "witness"
+    FENCE = "fence"
+    COOPERATIVE = "cooperative"
+
+
+class ScriptPhase(StrEnum):
+    STARTUP = "startup"
+    SHUTDOWN = "shutdown"
+    FENCE = "fence"
+
+
+class CheckScope(StrEnum):
+    """`local`: this node's own service (counts while active). `remote`: the peer's service."""
+
+    LOCAL = "local"
+    REMOTE = "remote"
+
+
+class ShutdownOutcome(StrEnum):
+    """How a SHUTDOWN_YOUR_SERVICE request ended, as the requester saw it."""
+
+    CONFIRMED = "CONFIRMED"
+    FAILED = "FAILED"
+    UNREACHABLE = "UNREACHABLE"
+
+
+# States in which a node may be running its services (or may have left them
+# running: a failed shutdown leaves the service in an unknown state).
+MAYBE_SERVING = frozenset(
+    {NodeState.TAKING_OVER, NodeState.ACTIVE, NodeState.RELEASING, NodeState.FAILED}
+)
