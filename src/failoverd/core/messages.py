@@ -37,7 +37,7 @@ class Heartbeat:
 
 @dataclass(frozen=True, slots=True)
 class PeerView:
-    """What a voter last heard from a node: lets the standby ask the witness for a second opinion."""
+    """What a voter last heard from a node: the standby asks the witness for a second opinion."""
 
     node: str
     age: float

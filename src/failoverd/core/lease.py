@@ -1,0 +1,44 @@
+"""The lease as its holder sees it: a majority of voters granted their vote.
+
+Each grant is counted from the moment the holder *sent* the request, on its own
+clock (the voter echoes that time back), so that delays only ever shorten the
+lease the holder believes it has, never lengthen it.
+"""
+
+
+class Lease:
+    def __init__(self, voters: tuple[str, ...], lease_time: float) -> None:
+        self.voters = voters
+        self.lease_time = lease_time
+        self.epoch = 0
+        self._expiry: dict[str, float] = {}
+
+    @property
+    def majority(self) -> int:
+        return len(self.voters) // 2 + 1
+
+    def start(self, epoch: int) -> None:
+        """Collect votes for a new epoch; grants for another epoch no longer count."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._expiry.clear()
+
+    def grant(self, voter: str, epoch: int, request_sent_at: float) -> None:
+        if voter in self.voters and epoch == self.epoch:
+            expiry = request_sent_at + self.lease_time
+            self._expiry[voter] = max(expiry, self._expiry.get(voter, expiry))
+
+    def valid_until(self) -> float | None:
+        """When the lease ends: the majority-th latest grant; None with too few grants."""
+        ends = sorted(self._expiry.values(), reverse=True)
+        return ends[self.majority - 1] if len(ends) >= self.majority else None
+
+    def holds(self, now: float) -> bool:
+        end = self.valid_until()
+        return end is not None and now < end
+
+    def granted_by(self, now: float) -> tuple[str, ...]:
+        return tuple(sorted(v for v, e in self._expiry.items() if e > now))
+
+    def drop(self) -> None:
+        self._expiry.clear()

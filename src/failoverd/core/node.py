@@ -1,0 +1,898 @@
+"""A node's decisions: when to take over, when to let go, and why.
+
+`NodeCore.handle(event, now)` returns the actions to carry out, in order;
+`next_wakeup()` says when to call again with `Tick()` at the latest. Every
+state change goes through the transition table and carries a reason in plain
+words (a `Record` action).
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from failoverd.core import transitions
+from failoverd.core.actions import (
+    Action,
+    CancelScripts,
+    OperatorAnswer,
+    Persist,
+    Record,
+    ReplyShutdown,
+    ReplyTakeover,
+    RunScripts,
+    SendAck,
+    SendHeartbeat,
+    SendShutdown,
+    SendTakeover,
+)
+from failoverd.core.checkstate import CheckSet
+from failoverd.core.events import (
+    AckReceived,
+    CheckResult,
+    Event,
+    HeartbeatReceived,
+    Operation,
+    OperatorCommand,
+    ScriptsFinished,
+    ShutdownAnswered,
+    ShutdownRequested,
+    Stalled,
+    TakeoverAnswered,
+    TakeoverRequested,
+    Tick,
+)
+from failoverd.core.lease import Lease
+from failoverd.core.messages import (
+    Ack,
+    Heartbeat,
+    PeerView,
+    ShutdownReply,
+    ShutdownRequest,
+    TakeoverReply,
+    TakeoverRequest,
+)
+from failoverd.core.params import NodeParams
+from failoverd.core.records import Decision, PersistedState
+from failoverd.core.types import (
+    MAYBE_SERVING,
+    CheckScope,
+    NodeState,
+    Preference,
+    SafetyMode,
+    ScriptPhase,
+    ShutdownOutcome,
+)
+from failoverd.core.voter import Voter
+
+S = NodeState
+
+
+class Phase(StrEnum):
+    """Where a takeover stands."""
+
+    ASKING_PEER = "asking_peer"
+    FENCING = "fencing"
+    ACQUIRING_LEASE = "acquiring_lease"
+    STARTING_SERVICES = "starting_services"
+
+
+@dataclass(slots=True)
+class Takeover:
+    reason: str
+    planned: bool
+    candidate_epoch: int
+    request_id: str | None = None
+    outcome: ShutdownOutcome | None = None
+    outcome_detail: str = ""
+    deadline: float = 0.0
+    fencing: bool = False
+    fenced: bool = False
+    next_fence_at: float = 0.0
+    phase: Phase = Phase.ASKING_PEER
+
+
+@dataclass(slots=True)
+class Release:
+    reason: str
+    then: NodeState
+    pending_replies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessOpinion:
+    view: PeerView
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """A snapshot for /status, `failoverd status` and `explain`."""
+
+    name: str
+    state: NodeState
+    preference: Preference
+    mode: SafetyMode
+    epoch: int
+    maintenance: bool
+    healthy: bool
+    serve_until: float | None
+    lease_until: float | None
+    lease_voters: tuple[str, ...]
+    takeover_phase: str | None
+    peer_name: str
+    peer_state: NodeState | None
+    peer_epoch: int | None
+    peer_age: float | None
+    peer_checks_ok: bool | None
+    peer_maintenance: bool | None
+    witness_view: PeerView | None
+    local_checks: tuple[tuple[str, bool | None, str], ...]
+    remote_checks: tuple[tuple[str, bool | None, str], ...]
+    last_transition: str
+
+
+def outranks(a: Heartbeat | NodeParams, b: Heartbeat | NodeParams) -> bool:
+    """Whether `a` wins a tie against `b`: the preferred primary, then the lower name."""
+    name_a = a.sender if isinstance(a, Heartbeat) else a.name
+    name_b = b.sender if isinstance(b, Heartbeat) else b.name
+    key_a = (a.preference is not Preference.PRIMARY, name_a)
+    key_b = (b.preference is not Preference.PRIMARY, name_b)
+    return key_a < key_b
+
+
+class NodeCore:
+    def __init__(
+        self, params: NodeParams, now: float, persisted: PersistedState | None, instance: str
+    ) -> None:
+        self.p = params
+        self.t = params.timing
+        self.instance = instance
+        self.state = S.STARTING
+        self.epoch = persisted.epoch if persisted else 0
+        self.released_epoch = persisted.released_epoch if persisted else 0
+        self.maintenance = persisted.maintenance if persisted else False
+        self.last_transition = persisted.last_transition if persisted else ""
+        self._restored_from = persisted.state if persisted else None
+        self.started_at = now
+        self.local = CheckSet(params.checks_of(CheckScope.LOCAL))
+        self.remote = CheckSet(params.checks_of(CheckScope.REMOTE))
+        self.voter = Voter(self.t.drift, self.t.demote_margin, booted_at=now)
+        self.lease = Lease(params.voters, self.t.lease_time)
+        self.peer_hb: Heartbeat | None = None
+        self.peer_heard_at: float | None = None
+        self.witness: WitnessOpinion | None = None
+        self.takeover: Takeover | None = None
+        self.release: Release | None = None
+        self.scripts_running: ScriptPhase | None = None
+        self._release_after_startup: str | None = None
+        self._pending_after_startup: list[str] = []
+        self._next_heartbeat = now
+        self._standby_since = now
+        self._hold_key = ""
+        self._seq = 0
+        self._now = now
+        self._out: list[Action] = []
+
+    # -- the interface -------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        self._now = now
+        self._out = []
+        match event:
+            case Tick():
+                pass
+            case HeartbeatReceived(hb):
+                self._on_heartbeat(hb)
+            case AckReceived(ack):
+                self._on_ack(ack)
+            case ShutdownRequested(req):
+                self._on_shutdown_request(req)
+            case ShutdownAnswered(request_id, outcome, detail):
+                self._on_shutdown_answer(request_id, outcome, detail)
+            case TakeoverRequested(req):
+                self._on_takeover_request(req)
+            case TakeoverAnswered(request_id, accepted, detail):
+                self._decide(
+                    "operator",
+                    f"{self.p.peer} {'accepted' if accepted else 'refused'} to take over"
+                    f"{'' if accepted else ': ' + detail}",
+                )
+            case CheckResult(name, ok, detail):
+                self._on_check(name, ok, detail)
+            case ScriptsFinished(phase, ok, detail):
+                self._on_scripts_finished(phase, ok, detail)
+            case Stalled(seconds):
+                self._on_stall(seconds)
+            case OperatorCommand(op):
+                self._on_operator(op)
+        self._evaluate()
+        self._maybe_heartbeat()
+        return self._out
+
+    def next_wakeup(self) -> float:
+        times = [self._next_heartbeat]
+        if self.state is S.STARTING:
+            times.append(self.started_at + self.t.init_dead)
+        if self.state is S.STANDBY and self.peer_heard_at is not None:
+            times.append(self.peer_heard_at + self.t.dead_time)
+        if self.takeover is not None:
+            times.append(self.takeover.deadline)
+            if self.takeover.next_fence_at:
+                times.append(self.takeover.next_fence_at)
+        demote_at = self.demote_at()
+        if demote_at is not None:
+            times.append(demote_at)
+        return max(min(times), self._now)
+
+    # -- status --------------------------------------------------------------
+
+    @property
+    def witness_mode(self) -> bool:
+        return self.p.mode is SafetyMode.WITNESS and bool(self.p.voters)
+
+    def serve_until(self) -> float | None:
+        """Until when /health may answer 200 (None: not at all). Infinite outside witness mode."""
+        if self.state is not S.ACTIVE or not self.local.ok:
+            return None
+        if not self.witness_mode:
+            return float("inf")
+        return self.lease.valid_until()
+
+    def demote_at(self) -> float | None:
+        """When the holder must begin its shutdown so that it ends before the lease does."""
+        if not self.witness_mode or self.state not in (S.ACTIVE, S.TAKING_OVER):
+            return None
+        if self.state is S.TAKING_OVER and (
+            self.takeover is None or self.takeover.phase is not Phase.STARTING_SERVICES
+        ):
+            return None
+        end = self.lease.valid_until()
+        if end is None:
+            return self._now
+        return end - self.p.shutdown_budget - self.t.demote_margin
+
+    def peer_fresh(self) -> bool:
+        return self.peer_heard_at is not None and self._now - self.peer_heard_at < self.t.dead_time
+
+    def status(self) -> NodeStatus:
+        hb = self.peer_hb
+        return NodeStatus(
+            name=self.p.name,
+            state=self.state,
+            preference=self.p.preference,
+            mode=self.p.mode,
+            epoch=self.epoch,
+            maintenance=self.maintenance,
+            healthy=(self.serve_until() or 0.0) > self._now,
+            serve_until=self.serve_until(),
+            lease_until=self.lease.valid_until() if self.witness_mode else None,
+            lease_voters=self.lease.granted_by(self._now) if self.witness_mode else (),
+            takeover_phase=self.takeover.phase.value if self.takeover else None,
+            peer_name=self.p.peer,
+            peer_state=hb.state if hb else None,
+            peer_epoch=hb.epoch if hb else None,
+            peer_age=self._now - self.peer_heard_at if self.peer_heard_at is not None else None,
+            peer_checks_ok=hb.checks_ok if hb else None,
+            peer_maintenance=hb.maintenance if hb else None,
+            witness_view=self.witness.view if self.witness else None,
+            local_checks=tuple((t.spec.name, t.up, t.detail) for t in self.local.trackers.values()),
+            remote_checks=tuple(
+                (t.spec.name, t.up, t.detail) for t in self.remote.trackers.values()
+            ),
+            last_transition=self.last_transition,
+        )
+
+    # -- helpers -------------------------------------------------------------
+
+    def _emit(self, action: Action) -> None:
+        self._out.append(action)
+
+    def _decide(self, kind: str, reason: str, **details: str) -> None:
+        self._emit(
+            Record(
+                Decision(
+                    at=self._now,
+                    node=self.p.name,
+                    kind=kind,
+                    reason=reason,
+                    epoch=self.epoch,
+                    details=tuple(sorted(details.items())),
+                )
+            )
+        )
+
+    def _hold(self, key: str, reason: str) -> None:
+        """Record why nothing is done, once per kind of reason (the numbers in it change)."""
+        if key != self._hold_key:
+            self._hold_key = key
+            self._decide("hold", reason)
+
+    def _persist(self) -> None:
+        self._emit(
+            Persist(
+                PersistedState(
+                    epoch=self.epoch,
+                    state=self.state,
+                    maintenance=self.maintenance,
+                    released_epoch=self.released_epoch,
+                    last_transition=self.last_transition,
+                )
+            )
+        )
+
+    def _go(self, target: NodeState, reason: str) -> None:
+        transitions.check(self.state, target)
+        source, self.state = self.state, target
+        self.last_transition = f"{source} -> {target}: {reason}"
+        self._hold_key = ""
+        if target is S.STANDBY:
+            self._standby_since = self._now
+        self._emit(
+            Record(
+                Decision(
+                    at=self._now,
+                    node=self.p.name,
+                    kind="transition",
+                    reason=reason,
+                    epoch=self.epoch,
+                    from_state=source,
+                    to_state=target,
+                )
+            )
+        )
+        self._persist()
+        self._next_heartbeat = self._now  # tell the others at once
+
+    def _new_id(self) -> str:
+        self._seq += 1
+        return f"{self.p.name}-{self.instance}-{self._seq}"
+
+    def _run(self, phase: ScriptPhase, reason: str) -> None:
+        self.scripts_running = phase
+        self._emit(RunScripts(phase, self.epoch, reason))
+
+    def _known_epoch(self) -> int:
+        peer = self.peer_hb.epoch if self.peer_hb else 0
+        return max(self.epoch, peer, self.voter.max_epoch)
+
+    # -- the peer --------------------------------------------------------------
+
+    def _on_heartbeat(self, hb: Heartbeat) -> None:
+        if hb.sender != self.p.peer:
+            return
+        if hb.state is S.ACTIVE and (self.peer_hb is None or self.peer_hb.state is not S.ACTIVE):
+            self.remote.reset()  # judge the peer's service afresh from its activation on
+        self.peer_hb = hb
+        self.peer_heard_at = self._now
+        if hb.state is S.ACTIVE and hb.epoch > self.epoch:
+            self.epoch = hb.epoch
+            self._persist()
+        if hb.released_epoch and self.voter.release(hb.sender, hb.released_epoch):
+            self._decide("lease", f"{hb.sender} released epoch {hb.released_epoch}: vote freed")
+        granted: bool | None = None
+        refusal = ""
+        if hb.lease_request and self.witness_mode:
+            verdict = self.voter.consider(hb.sender, hb.lease_epoch, hb.lease_time, self._now)
+            granted, refusal = verdict.granted, verdict.refusal
+        self._emit(
+            SendAck(
+                hb.sender,
+                Ack(
+                    voter=self.p.name,
+                    candidate=hb.sender,
+                    lease_epoch=hb.lease_epoch,
+                    granted=granted,
+                    refusal=refusal,
+                    request_sent_at=hb.sent_at,
+                    max_epoch=self._known_epoch(),
+                    views=(),
+                ),
+            )
+        )
+
+    def _on_ack(self, ack: Ack) -> None:
+        if ack.candidate != self.p.name:
+            return
+        if ack.voter == self.p.witness:
+            for view in ack.views:
+                if view.node == self.p.peer:
+                    self.witness = WitnessOpinion(view, self._now)
+        if ack.granted:
+            self.lease.grant(ack.voter, ack.lease_epoch, ack.request_sent_at)
+        elif ack.granted is False:
+            to = self.takeover
+            if (
+                to is not None
+                and to.phase is Phase.ACQUIRING_LEASE
+                and ack.max_epoch >= to.candidate_epoch
+            ):
+                to.candidate_epoch = ack.max_epoch + 1
+                self.lease.start(to.candidate_epoch)
+            if self.state is S.TAKING_OVER:
+                self._hold(f"refused:{ack.voter}", f"{ack.voter} refused its vote: {ack.refusal}")
+
+    def _witness_vouches(self) -> str | None:
+        """The witness's word that the peer is alive, active and healthy, if it has one."""
+        w = self.witness
+        if not self.witness_mode or w is None:
+            return None
+        age = self._now - w.received_at + w.view.age
+        if age >= self.t.dead_time or w.view.state not in MAYBE_SERVING:
+            return None
+        if not w.view.checks_ok:
+            return None
+        return (
+            f"the witness {self.p.witness} heard {self.p.peer} {age:.2f}s ago, "
+            f"{w.view.state} with its checks passing"
+        )
+
+    def _peer_is_fine(self) -> bool:
+        """The peer is active and nothing (left) says it failed: no reason to take over."""
+        hb = self.peer_hb
+        heard_active = self.peer_fresh() and hb is not None and hb.state is S.ACTIVE
+        vouched = self._witness_vouches() is not None
+        return (heard_active or vouched) and self._takeover_reason(record=False) is None
+
+    def _peer_serving(self) -> bool:
+        return (
+            self.peer_fresh() and self.peer_hb is not None and self.peer_hb.state in MAYBE_SERVING
+        )
+
+    def _failure_reason(self) -> tuple[str, bool] | None:
+        """Why the peer counts as failed (and whether the witness may overrule it), if it does."""
+        hb = self.peer_hb
+        if not self.peer_fresh() or hb is None:
+            if self.peer_heard_at is None:
+                return (
+                    f"{self.p.peer} not heard since this node started "
+                    f"(init_dead {self.t.init_dead:g}s)",
+                    True,
+                )
+            silent = self._now - self.peer_heard_at
+            return (
+                f"no heartbeat from {self.p.peer} for {silent:.2f}s "
+                f"(dead_time {self.t.dead_time:g}s)",
+                True,
+            )
+        if hb.maintenance:
+            return None
+        if hb.state is S.FAILED:
+            return f"{self.p.peer} is in state failed (its scripts failed)", False
+        if hb.state is not S.ACTIVE:
+            return None
+        if not hb.checks_ok:
+            return (
+                f"{self.p.peer} reports its own checks failing: {', '.join(hb.failing_checks)}",
+                False,
+            )
+        if not self.remote.ok:
+            return f"remote check of {self.p.peer}: {self.remote.describe_down()}", True
+        return None
+
+    def _takeover_reason(self, record: bool = True) -> tuple[str, bool] | None:
+        """(reason, planned) when this standby should take over now."""
+        failure = self._failure_reason()
+        if failure is not None:
+            reason, overrulable = failure
+            vouch = self._witness_vouches() if overrulable else None
+            if vouch is not None:
+                if record:
+                    self._hold(
+                        "vouch", f"{reason}, but {vouch}: not failing over (suspect the path)"
+                    )
+                return None
+            return reason, False
+        hb = self.peer_hb
+        if hb is None or hb.maintenance:
+            return None
+        if hb.state in (S.STANDBY, S.STARTING) and outranks(self.p, hb):
+            if hb.state is S.STARTING:
+                return None
+            return f"no node is active and {self.p.name} is the preferred node", False
+        if (
+            self.p.auto_failback
+            and hb.state is S.ACTIVE
+            and self.p.preference is Preference.PRIMARY
+            and hb.preference is Preference.STANDBY
+            and self._now - self._standby_since >= self.t.auto_failback_delay
+        ):
+            return "auto_failback: the preferred primary has been healthy long enough", True
+        return None
+
+    # -- taking over -----------------------------------------------------------
+
+    def _begin_takeover(self, reason: str, planned: bool) -> None:
+        to = Takeover(reason=reason, planned=planned, candidate_epoch=self._known_epoch() + 1)
+        self.takeover = to
+        self._go(S.TAKING_OVER, reason)
+        if self._peer_serving() or not self.peer_fresh():
+            to.request_id = self._new_id()
+            to.deadline = self._now + self.t.shutdown_timeout
+            target = self.peer_hb.epoch if self.peer_hb else self.epoch
+            self._emit(
+                SendShutdown(
+                    ShutdownRequest(
+                        request_id=to.request_id,
+                        sender=self.p.name,
+                        target_epoch=max(target, self.epoch),
+                        reason=reason,
+                        planned=planned,
+                    )
+                )
+            )
+            self._decide("command", f"sending SHUTDOWN_YOUR_SERVICE to {self.p.peer}: {reason}")
+        else:
+            to.outcome = ShutdownOutcome.CONFIRMED
+            to.outcome_detail = (
+                f"{self.p.peer} reports {self.peer_hb.state if self.peer_hb else '?'}"
+            )
+        if self.witness_mode:
+            to.phase = Phase.ACQUIRING_LEASE
+            self.lease.start(to.candidate_epoch)
+
+    def _on_shutdown_answer(self, request_id: str, outcome: ShutdownOutcome, detail: str) -> None:
+        to = self.takeover
+        if to is None or to.request_id != request_id or to.outcome is not None:
+            return
+        to.outcome, to.outcome_detail = outcome, detail
+        self._decide("command", f"{self.p.peer} answered {outcome.value}: {detail}")
+
+    def _abandon(self, reason: str) -> None:
+        self.takeover = None
+        self.lease.drop()
+        self._go(S.STANDBY, reason)
+
+    def _advance_takeover(self) -> None:
+        to = self.takeover
+        assert to is not None
+        if to.phase is Phase.STARTING_SERVICES:
+            return
+        if to.planned:
+            if to.outcome in (ShutdownOutcome.FAILED, ShutdownOutcome.UNREACHABLE) or (
+                to.outcome is None and self._now >= to.deadline
+            ):
+                self._abandon(
+                    f"planned handover abandoned: {self.p.peer} did not confirm "
+                    f"({to.outcome_detail or 'no answer in time'})"
+                )
+                return
+        elif not to.fencing and self._peer_is_fine():
+            self._abandon(f"{self.p.peer} is active and healthy after all: takeover abandoned")
+            return
+        if self.maintenance:
+            self._abandon("maintenance mode: takeover abandoned")
+            return
+        if self.witness_mode:
+            self._advance_witness(to)
+        elif self.p.mode is SafetyMode.FENCE:
+            self._advance_fence(to)
+        elif to.outcome is not None or self._now >= to.deadline:
+            how = to.outcome_detail or "no answer within shutdown_timeout"
+            self._start_services(f"cooperative mode, {self.p.peer}: {how}")
+
+    def _advance_witness(self, to: Takeover) -> None:
+        if to.planned and to.outcome is not ShutdownOutcome.CONFIRMED:
+            return
+        end = self.lease.valid_until()
+        need = self.p.shutdown_budget + self.t.demote_margin + self.t.heartbeat_interval
+        if end is not None and end - self._now > need:
+            voters = ", ".join(self.lease.granted_by(self._now))
+            to.phase = Phase.STARTING_SERVICES
+            self._start_services(f"lease for epoch {to.candidate_epoch} granted by {voters}")
+
+    def _advance_fence(self, to: Takeover) -> None:
+        if to.outcome is ShutdownOutcome.CONFIRMED or to.fenced:
+            why = "fenced" if to.fenced else f"{self.p.peer} confirmed ({to.outcome_detail})"
+            self._start_services(why)
+            return
+        if to.fencing or self._now < to.next_fence_at:
+            return
+        if to.outcome is None and self._now < to.deadline:
+            return
+        to.phase = Phase.FENCING
+        to.fencing = True
+        why = to.outcome_detail or "no answer within shutdown_timeout"
+        self._decide(
+            "command", f"fencing {self.p.peer}: SHUTDOWN_YOUR_SERVICE not confirmed ({why})"
+        )
+        self._run(ScriptPhase.FENCE, f"fence {self.p.peer}: {why}")
+
+    def _start_services(self, why: str) -> None:
+        to = self.takeover
+        assert to is not None
+        to.phase = Phase.STARTING_SERVICES
+        # In witness mode the epoch is the one the majority voted for.
+        self.epoch = (
+            to.candidate_epoch
+            if self.witness_mode
+            else max(to.candidate_epoch, self._known_epoch() + 1)
+        )
+        self._persist()  # the epoch is on disk before any startup script runs
+        self._decide("takeover", f"starting services at epoch {self.epoch}: {why}")
+        self.remote.reset()
+        self.local.reset()
+        self._run(ScriptPhase.STARTUP, to.reason)
+
+    # -- letting go ------------------------------------------------------------
+
+    def _begin_release(self, reason: str, then: NodeState, reply_to: str | None = None) -> None:
+        if self.state is S.RELEASING and self.release is not None:
+            if reply_to:
+                self.release.pending_replies.append(reply_to)
+            return
+        if self.scripts_running is ScriptPhase.STARTUP:
+            # Stop what is starting first; the release begins when it has ended.
+            if reply_to:
+                self._pending_after_startup.append(reply_to)
+            if self._release_after_startup is None:
+                self._release_after_startup = reason
+                self._emit(CancelScripts())
+            return
+        self.release = Release(reason, then, [reply_to] if reply_to else [])
+        self.takeover = None
+        self._go(S.RELEASING, reason)
+        self._run(ScriptPhase.SHUTDOWN, reason)
+
+    def _finish_release(self, ok: bool, detail: str) -> None:
+        rel = self.release
+        assert rel is not None
+        self.release = None
+        if ok:
+            self.released_epoch = max(self.released_epoch, self.epoch)
+            self.voter.release(self.p.name, self.epoch)
+        self.lease.drop()
+        outcome = ShutdownOutcome.CONFIRMED if ok else ShutdownOutcome.FAILED
+        for rid in rel.pending_replies:
+            self._emit(ReplyShutdown(ShutdownReply(rid, self.p.name, outcome, detail)))
+        target = rel.then if ok else S.FAILED
+        self._go(target, f"shutdown scripts {'succeeded' if ok else 'failed: ' + detail}")
+
+    # -- incoming commands -----------------------------------------------------
+
+    def _reply(self, req: ShutdownRequest, outcome: ShutdownOutcome, detail: str) -> None:
+        self._emit(ReplyShutdown(ShutdownReply(req.request_id, self.p.name, outcome, detail)))
+        self._decide(
+            "command", f"SHUTDOWN_YOUR_SERVICE from {req.sender}: {outcome.value}, {detail}"
+        )
+
+    def _on_shutdown_request(self, req: ShutdownRequest) -> None:
+        if req.sender != self.p.peer:
+            return
+        why = f"{req.sender} sent SHUTDOWN_YOUR_SERVICE: {req.reason}"
+        if self.maintenance:
+            self._reply(req, ShutdownOutcome.FAILED, "in maintenance mode: not acting")
+        elif self.state is S.ACTIVE and req.target_epoch < self.epoch:
+            self._reply(req, ShutdownOutcome.FAILED, f"stale: I am active at epoch {self.epoch}")
+        elif self.state in (S.STANDBY, S.STARTING):
+            self._reply(req, ShutdownOutcome.CONFIRMED, f"not running the service ({self.state})")
+        elif (
+            self.state is S.TAKING_OVER
+            and self.scripts_running is not ScriptPhase.STARTUP
+            and (self.takeover is None or self.takeover.phase is not Phase.STARTING_SERVICES)
+        ):
+            if outranks(self.p, self.peer_hb or self.p) and not req.planned:
+                self._reply(req, ShutdownOutcome.FAILED, "taking over myself (I have priority)")
+            else:
+                self._abandon(f"{why}; it has priority: takeover abandoned")
+                self._reply(req, ShutdownOutcome.CONFIRMED, "takeover abandoned, nothing started")
+        else:
+            self._decide("command", why)
+            self._begin_release(why, S.STANDBY, reply_to=req.request_id)
+
+    def _on_takeover_request(self, req: TakeoverRequest) -> None:
+        if req.sender != self.p.peer:
+            return
+        ok = self.state is S.STANDBY and not self.maintenance and self._peer_serving()
+        detail = (
+            "taking over"
+            if ok
+            else f"cannot: this node is {self.state}"
+            + (" in maintenance" if self.maintenance else "")
+        )
+        self._emit(ReplyTakeover(TakeoverReply(req.request_id, self.p.name, ok, detail)))
+        if ok:
+            self._begin_takeover(f"{req.sender} asked: {req.reason}", planned=True)
+
+    # -- checks, scripts, stalls, operators --------------------------------------
+
+    def _on_check(self, name: str, ok: bool, detail: str) -> None:
+        """Local checks count while this node is active, remote ones while the peer is."""
+        peer_active = self.peer_hb is not None and self.peer_hb.state is S.ACTIVE
+        for scope, checks, counts in (
+            ("local", self.local, self.state is S.ACTIVE),
+            ("remote", self.remote, peer_active),
+        ):
+            if not counts:
+                continue
+            tracker = checks.record(name, ok, detail)
+            if tracker is not None:
+                verdict = "up" if tracker.up else "down"
+                self._decide("check", f"{scope} check {name} is {verdict}: {detail}")
+
+    def _on_scripts_finished(self, phase: ScriptPhase, ok: bool, detail: str) -> None:
+        if phase is not self.scripts_running:
+            return
+        self.scripts_running = None
+        self._decide("script", f"{phase} scripts {'succeeded' if ok else 'failed'}: {detail}")
+        if phase is ScriptPhase.SHUTDOWN and self.state is S.RELEASING:
+            self._finish_release(ok, detail)
+        elif phase is ScriptPhase.FENCE and self.takeover is not None:
+            self.takeover.fencing = False
+            if ok:
+                self.takeover.fenced = True
+            else:
+                self.takeover.next_fence_at = self._now + self.t.fence_retry
+        elif phase is ScriptPhase.STARTUP and self.state is S.TAKING_OVER:
+            pending, self._pending_after_startup = self._pending_after_startup, []
+            abort = self._release_after_startup
+            self._release_after_startup = None
+            if ok and abort is None:
+                self.takeover = None
+                self._go(S.ACTIVE, f"startup scripts succeeded at epoch {self.epoch}")
+                return
+            then = S.STANDBY if abort is not None and ok else S.FAILED
+            reason = abort or f"startup failed ({detail}): stopping what was started"
+            self.release = Release(reason, then, pending)
+            self.takeover = None
+            self._go(S.RELEASING, reason)
+            self._run(ScriptPhase.SHUTDOWN, reason)
+
+    def _on_stall(self, seconds: float) -> None:
+        self._decide(
+            "hold",
+            f"event loop stalled for {seconds:.2f}s: re-collecting heartbeats and checks "
+            f"before judging {self.p.peer}",
+        )
+        if self.peer_heard_at is not None:
+            self.peer_heard_at = max(self.peer_heard_at, self._now)
+        self.witness = None
+        self.remote.reset()
+
+    def _on_operator(self, op: Operation) -> None:
+        if op is Operation.MAINTENANCE_ON:
+            self.maintenance = True
+            self._persist()
+            self._decide("operator", "maintenance mode on: watching and reporting, never acting")
+            self._emit(OperatorAnswer(True, "maintenance mode on"))
+        elif op is Operation.MAINTENANCE_OFF:
+            self.maintenance = False
+            self._persist()
+            self._decide("operator", "maintenance mode off")
+            if self.state is S.FAILED:
+                self._go(S.STANDBY, "operator left maintenance: failed state cleared")
+            self._emit(OperatorAnswer(True, "maintenance mode off"))
+        else:
+            self._operator_handover(op)
+
+    def _operator_handover(self, op: Operation) -> None:
+        failback = op is Operation.FAILBACK
+        if self.maintenance:
+            self._emit(OperatorAnswer(False, "this node is in maintenance mode"))
+            return
+        i_am_target = not failback or self.p.preference is Preference.PRIMARY
+        if self.state is S.ACTIVE and failback and i_am_target:
+            self._emit(OperatorAnswer(True, f"{self.p.name} (the primary) is already active"))
+        elif self.state is S.STANDBY and i_am_target:
+            if not self._peer_serving():
+                self._emit(
+                    OperatorAnswer(False, f"{self.p.peer} is not active: nothing to hand over")
+                )
+                return
+            self._begin_takeover(f"operator {op.value}", planned=True)
+            self._emit(OperatorAnswer(True, f"{op.value}: {self.p.name} is taking over"))
+        elif self.state is S.ACTIVE:
+            if not (self.peer_fresh() and self.peer_hb and self.peer_hb.state is S.STANDBY):
+                self._emit(OperatorAnswer(False, f"{self.p.peer} is not a healthy standby"))
+                return
+            self._emit(
+                SendTakeover(TakeoverRequest(self._new_id(), self.p.name, f"operator {op.value}"))
+            )
+            self._emit(OperatorAnswer(True, f"{op.value}: asked {self.p.peer} to take over"))
+        else:
+            self._emit(OperatorAnswer(False, f"{op.value} is not possible while {self.state}"))
+
+    # -- the periodic evaluation ---------------------------------------------------
+
+    def _evaluate(self) -> None:
+        if self.state is S.STARTING:
+            self._evaluate_starting()
+        elif self.state is S.STANDBY:
+            self._evaluate_standby()
+        elif self.state is S.TAKING_OVER and self.takeover is not None:
+            self._advance_takeover()
+        if self.state in (S.ACTIVE, S.TAKING_OVER):
+            self._evaluate_holder()
+
+    def _evaluate_starting(self) -> None:
+        was = self._restored_from
+        if was is not None and was in MAYBE_SERVING and was is not S.FAILED and self.maintenance:
+            self._go(S.ACTIVE, f"restarted while {was} in maintenance mode: nothing touched")
+        elif was is not None and was in MAYBE_SERVING:
+            self._begin_release(
+                f"restarted while {was}: stopping local services before anything else", S.STANDBY
+            )
+        elif self.peer_heard_at is not None:
+            hb = self.peer_hb
+            self._go(
+                S.STANDBY,
+                f"{self.p.peer} heard: {hb.state if hb else '?'} at epoch "
+                f"{hb.epoch if hb else '?'}",
+            )
+        elif self._now >= self.started_at + self.t.init_dead:
+            self._go(S.STANDBY, f"{self.p.peer} not heard within init_dead {self.t.init_dead:g}s")
+
+    def _evaluate_standby(self) -> None:
+        if self.maintenance:
+            return
+        decision = self._takeover_reason()
+        if decision is not None:
+            reason, planned = decision
+            self._begin_takeover(reason, planned)
+
+    def _evaluate_holder(self) -> None:
+        hb = self.peer_hb
+        if (
+            self.state is S.ACTIVE
+            and self.peer_fresh()
+            and hb is not None
+            and hb.state is S.ACTIVE
+            and (hb.epoch, outranks(hb, self.p)) > (self.epoch, False)
+        ):
+            self._begin_release(
+                f"{hb.sender} is active at epoch {hb.epoch}, above mine ({self.epoch}): releasing",
+                S.STANDBY,
+            )
+            return
+        demote_at = self.demote_at()
+        if demote_at is None or self._now < demote_at:
+            return
+        if self.maintenance:
+            self._hold("maintenance-lease", "lease not renewed, but maintenance mode: not acting")
+            return
+        end = self.lease.valid_until()
+        left = "no valid lease" if end is None else f"lease ends in {end - self._now:.2f}s"
+        self._begin_release(
+            f"lease not renewed ({left}): self-demoting so that shutdown ends first", S.STANDBY
+        )
+
+    # -- heartbeats -------------------------------------------------------------
+
+    def _wants_lease(self) -> bool:
+        if not self.witness_mode:
+            return False
+        return self.state in (S.ACTIVE, S.RELEASING) or (
+            self.state is S.TAKING_OVER
+            and self.takeover is not None
+            and self.takeover.phase in (Phase.ACQUIRING_LEASE, Phase.STARTING_SERVICES)
+        )
+
+    def _maybe_heartbeat(self) -> None:
+        if self._now < self._next_heartbeat:
+            return
+        self._next_heartbeat = self._now + self.t.heartbeat_interval
+        want = self._wants_lease()
+        to = self.takeover
+        epoch = to.candidate_epoch if want and to is not None else self.epoch
+        if want:
+            self.lease.start(epoch)
+            verdict = self.voter.consider(self.p.name, epoch, self.t.lease_time, self._now)
+            if verdict.granted:
+                self.lease.grant(self.p.name, epoch, self._now)
+        down = self.local.down() if self.state is S.ACTIVE else ()
+        self._emit(
+            SendHeartbeat(
+                Heartbeat(
+                    sender=self.p.name,
+                    state=self.state,
+                    epoch=self.epoch,
+                    preference=self.p.preference,
+                    checks_ok=not down,
+                    failing_checks=tuple(t.spec.name for t in down),
+                    maintenance=self.maintenance,
+                    lease_request=want,
+                    lease_epoch=epoch,
+                    lease_time=self.t.lease_time,
+                    released_epoch=self.released_epoch,
+                    sent_at=self._now,
+                )
+            )
+        )
