@@ -11,8 +11,17 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from failoverd.config.durations import Duration
+from failoverd.config.durations import Duration, format_duration
 from failoverd.core.types import CheckScope, Preference, SafetyMode, ScriptPhase
+
+
+class FieldError(ValueError):
+    """A cross-field error about one key; `loc` (relative to the model that raises it)
+    lets the loader point at that key's line instead of the top of the file."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class Strict(BaseModel):
@@ -44,10 +53,12 @@ class NodeSection(Strict):
         min_length=1, description="This node's name, as its peer and witness know it."
     )
     preference: Preference = Field(
-        description="`primary`: normally runs the service. `standby`: takes over when the primary fails."
+        description="`primary`: normally runs the service. "
+        "`standby`: takes over when the primary fails."
     )
     listen: Address = Field(
-        description="Peer port (the seed's MONITOR_PORT): UDP heartbeats and TCP commands, same number."
+        description="Peer port (the seed's MONITOR_PORT): "
+        "UDP heartbeats and TCP commands, same number."
     )
     api: Address = Field(
         default="127.0.0.1:8790",
@@ -147,6 +158,18 @@ class TimingSection(Strict):
         "refused as replays.",
     )
 
+    @model_validator(mode="after")
+    def _dead_time(self) -> "TimingSection":
+        least = 2 * self.heartbeat_interval
+        if self.dead_time < least:
+            raise FieldError(
+                ("dead_time",),
+                f"dead_time ({format_duration(self.dead_time)}) must be at least "
+                f"2 × heartbeat_interval ({format_duration(least)}), or a single lost heartbeat "
+                f"counts as a failure: raise dead_time or shorten heartbeat_interval",
+            )
+        return self
+
 
 class ScriptSpec(Strict):
     command: str = Field(min_length=1, description="Run with /bin/sh -c; redirections work.")
@@ -230,7 +253,10 @@ class LoginCheck(NetCheck):
     @model_validator(mode="after")
     def _pair(self) -> "LoginCheck":
         if (self.user is None) != (self.password_file is None):
-            raise ValueError("user and password_file go together: set both or neither")
+            raise FieldError(
+                ("password_file",) if self.user is None else ("user",),
+                "user and password_file go together: set both or neither",
+            )
         return self
 
 
@@ -308,16 +334,44 @@ class NodeConfig(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "NodeConfig":
         if self.node.name == self.peer.name:
-            raise ValueError("node.name and peer.name must differ")
-        names = [c.name for c in self.check]
-        dups = sorted({n for n in names if names.count(n) > 1})
-        if dups:
-            raise ValueError(f"check names must be unique; repeated: {', '.join(dups)}")
+            raise FieldError(("peer", "name"), "node.name and peer.name must differ")
+        seen: set[str] = set()
+        for i, c in enumerate(self.check):
+            if c.name in seen:
+                raise FieldError(
+                    ("check", i, "name"), f"check names must be unique; {c.name!r} is repeated"
+                )
+            seen.add(c.name)
         if self.cluster.safety is SafetyMode.WITNESS and self.witness is None:
-            raise ValueError('safety = "witness" needs a [witness] section (name, address)')
+            raise FieldError(
+                ("cluster", "safety"),
+                'safety = "witness" needs a [witness] section (name, address)',
+            )
         if self.cluster.safety is SafetyMode.FENCE and not self.scripts.fence:
-            raise ValueError('safety = "fence" needs scripts.fence (the fence command)')
+            raise FieldError(
+                ("cluster", "safety"), 'safety = "fence" needs scripts.fence (the fence command)'
+            )
+        if self.cluster.safety is SafetyMode.WITNESS:
+            self._check_lease()
         return self
+
+    def _check_lease(self) -> None:
+        """The active node self-demotes (shutdown scripts) before its lease ends, and renews
+        it every heartbeat: a lease shorter than that would make it demote constantly."""
+        t = self.timing
+        budget = self.scripts.budget(ScriptPhase.SHUTDOWN)
+        least = budget + t.demote_margin + 2 * t.heartbeat_interval
+        if self.lease_time <= least:
+            auto = t.lease_time == "auto"
+            given = "auto: dead_time + shutdown scripts + demote_margin = " if auto else ""
+            raise FieldError(
+                ("timing", "lease_time"),
+                f"lease_time ({given}{format_duration(self.lease_time)}) must be more than "
+                f"{format_duration(least)} (shutdown scripts {format_duration(budget)} + "
+                f"demote_margin {format_duration(t.demote_margin)} + 2 × heartbeat_interval "
+                f"{format_duration(2 * t.heartbeat_interval)}), or the active node would demote "
+                f"itself constantly: set timing.lease_time above {format_duration(least)}",
+            )
 
     @property
     def shutdown_timeout(self) -> float:
