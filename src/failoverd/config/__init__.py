@@ -1,0 +1,1 @@
+"""The configuration: TOML schema, loading with one-line errors, the legacy importer."""
