@@ -20,7 +20,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
-from failoverd import __version__
+from failoverd import __version__, wire
 from failoverd.core.types import CheckScope, NodeState, Preference, SafetyMode, ScriptPhase
 
 PREFIX = "failoverd"
@@ -49,16 +49,39 @@ class FailoverReason(StrEnum):
 
 
 class FrameDropReason(StrEnum):
-    """Why an incoming wire frame was dropped."""
+    """Why an incoming wire frame was dropped: one per `failoverd.wire` error."""
 
-    MALFORMED = "malformed"
+    TRUNCATED = "truncated"
     OVERSIZE = "oversize"
-    FORGED = "forged"
+    BAD_MAGIC = "bad_magic"
+    BAD_VERSION = "bad_version"
     UNKNOWN_KEY = "unknown_key"
+    FORGED = "forged"
+    MALFORMED = "malformed"
+    UNKNOWN_SENDER = "unknown_sender"
     REPLAYED = "replayed"
     STALE = "stale"
-    UNKNOWN_SENDER = "unknown_sender"
+    TIMEOUT = "timeout"
     OTHER = "other"
+
+
+_WIRE_ERRORS: tuple[tuple[type[wire.WireError], FrameDropReason], ...] = (
+    (wire.Truncated, FrameDropReason.TRUNCATED),
+    (wire.Oversize, FrameDropReason.OVERSIZE),
+    (wire.BadMagic, FrameDropReason.BAD_MAGIC),
+    (wire.BadVersion, FrameDropReason.BAD_VERSION),
+    (wire.UnknownKey, FrameDropReason.UNKNOWN_KEY),
+    (wire.BadSignature, FrameDropReason.FORGED),
+    (wire.Malformed, FrameDropReason.MALFORMED),
+    (wire.UnknownSender, FrameDropReason.UNKNOWN_SENDER),
+    (wire.Replayed, FrameDropReason.REPLAYED),
+    (wire.Stale, FrameDropReason.STALE),
+    (wire.ReadTimeout, FrameDropReason.TIMEOUT),
+)
+
+
+def frame_drop_reason(error: wire.WireError) -> FrameDropReason:
+    return next((r for cls, r in _WIRE_ERRORS if isinstance(error, cls)), FrameDropReason.OTHER)
 
 
 class ScriptOutcome(StrEnum):
@@ -348,7 +371,10 @@ class Metrics:
         self._scripts.labels(phase.value, outcome.value).inc()
         self._script_duration.labels(phase.value).observe(duration)
 
-    def frame_dropped(self, reason: FrameDropReason | str) -> None:
+    def frame_dropped(self, reason: wire.WireError | FrameDropReason | str) -> None:
+        """For each incoming frame refused: pass the wire error, or a FrameDropReason."""
+        if isinstance(reason, wire.WireError):
+            reason = frame_drop_reason(reason)
         self._frames_dropped.labels(_label(reason, FrameDropReason)).inc()
 
     def alert_result(self, channel: str, ok: bool) -> None:

@@ -5,8 +5,15 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from failoverd import wire
 from failoverd.core.types import CheckScope, NodeState, Preference, SafetyMode, ScriptPhase
-from failoverd.metrics import FailoverReason, FrameDropReason, Metrics, ScriptOutcome
+from failoverd.metrics import (
+    FailoverReason,
+    FrameDropReason,
+    Metrics,
+    ScriptOutcome,
+    frame_drop_reason,
+)
 
 
 class FakeClock:
@@ -150,12 +157,14 @@ def test_failovers_by_reason_are_a_closed_set(m: Metrics) -> None:
 
 
 def test_frames_dropped_are_a_closed_set(m: Metrics) -> None:
-    m.frame_dropped(FrameDropReason.FORGED)
-    m.frame_dropped("replayed")
+    m.frame_dropped(wire.BadSignature("bad HMAC from 10.0.0.2"))
+    m.frame_dropped(wire.ConnectionClosed("closed"))
+    m.frame_dropped(FrameDropReason.REPLAYED)
     for i in range(50):
         m.frame_dropped(f"garbage {i}")
     assert label_values(m, "failoverd_frames_dropped_total", "reason") == {
         "forged",
+        "truncated",
         "replayed",
         "other",
     }
@@ -211,3 +220,13 @@ def test_openmetrics_when_the_scraper_asks_for_it(m: Metrics) -> None:
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
     assert b"failoverd_epoch 7.0" in body
+
+
+def test_every_wire_error_has_a_reason_of_its_own() -> None:
+    errors = [
+        cls
+        for cls in vars(wire).values()
+        if isinstance(cls, type) and issubclass(cls, wire.WireError) and cls is not wire.WireError
+    ]
+    assert errors
+    assert all(frame_drop_reason(cls("x")) is not FrameDropReason.OTHER for cls in errors)
