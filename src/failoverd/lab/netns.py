@@ -273,6 +273,8 @@ class Host:
         for proc in self.topology.processes(self):
             signal_group(proc, signal.SIGKILL)
         _kill_all_in([self.ns], self.topology.reap)
+        for proc in self.topology.processes(self):
+            proc.wait(_KILL_TIMEOUT)  # dead already: collect the exit status
         return pids
 
     def link_down(self) -> None:
