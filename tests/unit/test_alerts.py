@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from email import message_from_bytes, policy
-from email.message import Message
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +67,13 @@ def silent_port() -> Iterator[int]:
 
 class Inbox:
     def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], Message]] = []
+        self.messages: list[tuple[str, list[str], EmailMessage]] = []
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             msg = message_from_bytes(envelope.original_content, policy=policy.default)
+            assert isinstance(msg, EmailMessage)  # what policy.default parses into
             self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), msg))
         return "250 OK"
 
