@@ -30,7 +30,7 @@ def format_duration(seconds: float) -> str:
         return f"{int(seconds * 1000)}ms"
     if seconds == int(seconds):
         return f"{int(seconds)}s"
-    return f"{seconds:g}s"
+    return f"{seconds:.15g}s"  # 15 digits: exact for any value read from text
 
 
 Duration = Annotated[
