@@ -4,8 +4,8 @@
 task per channel delivers, with retries, exponential backoff and jitter. So a
 dead SMTP relay delays neither the webhook nor the caller, and nothing here can
 hold up a failover decision. Passwords are read from their file at each attempt
-and never logged; webhook URLs are logged as scheme://host:port only (their path
-is often a token).
+and never logged; webhook URLs are logged as their origin only (their path is
+often a token).
 """
 
 import asyncio
@@ -73,7 +73,7 @@ class Alert:
 
     @property
     def headline(self) -> str:
-        """ "standby -> active" for a transition, else the kind in words."""
+        """For a transition `standby -> active`, else the kind in words."""
         if self.from_state is not None and self.to_state is not None:
             return f"{self.from_state} -> {self.to_state}"
         return self.kind.replace("_", " ")
@@ -123,9 +123,11 @@ class DeliveryError(Exception):
 
 
 def safe_url(url: str) -> str:
-    """scheme://host:port of a URL: what may appear in logs (paths often carry tokens)."""
-    u = URL(url)
-    return f"{u.scheme}://{u.host}:{u.port}"
+    """The URL's origin (scheme, host, port): what may appear in logs.
+
+    Webhook paths and queries often carry tokens, and URLs may carry a password.
+    """
+    return str(URL(url).origin())
 
 
 ResultCallback = Callable[[str, bool], None]

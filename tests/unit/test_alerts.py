@@ -16,10 +16,11 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from failoverd.alerts import Alert, Alerter
+from failoverd.alerts import Alert, Alerter, safe_url
 from failoverd.config.schema import AlertsSection, MailAlert, WebhookAlert
 from failoverd.core.records import Decision
 from failoverd.core.types import NodeState
+from failoverd.metrics import Metrics
 
 REASON = "primary's pop3 check failed 3 times"
 TOKEN = "T0KEN-in-the-path"
@@ -353,3 +354,30 @@ def test_stop_drains_and_a_failing_callback_stops_nothing(
     asyncio.run(main())
     assert delivered == [True, True]
     assert "callback failed" in caplog.text
+
+
+def test_logged_urls_carry_no_token_and_no_password() -> None:
+    assert safe_url("https://u:pw@hooks.example.com/services/T0/B1/xyz?t=1") == (
+        "https://hooks.example.com"
+    )
+    assert safe_url("http://[::1]:8080/hook/secret") == "http://[::1]:8080"
+
+
+def test_alert_results_feed_the_metrics() -> None:
+    metrics = Metrics("cfg2")
+
+    async def main() -> None:
+        with refusing_port() as http:
+            cfg = AlertsSection(webhook=WebhookAlert(url=f"http://127.0.0.1:{http}/"), retries=0)
+            a = Alerter(
+                "cfg2", cfg, LOG, metrics.alert_result, on_drop=metrics.alert_dropped, queue_size=1
+            )
+            a.submit(transition("dropped: the queue holds one"))
+            a.start()
+            a.submit(transition("fails: nobody listens"))
+            await a.stop(drain_timeout=10)
+
+    asyncio.run(main())
+    body = metrics.render()[0].decode()
+    assert 'failoverd_alerts_failed_total{channel="webhook"} 1.0' in body
+    assert 'failoverd_alerts_dropped_total{channel="webhook"} 1.0' in body
