@@ -181,7 +181,9 @@ def explain(
     """The location and message of the most useful of `errors` about TOML `text`.
 
     That is the error found first in the file; at one line, the most specific
-    key; union branches at one key are merged into one message.
+    key; union branches at one key are merged into one message. Missing keys
+    come last: they point at their table's header only, and a misspelt key
+    ("did you mean ...?") usually explains them.
     """
     groups: dict[KeyPath, _Group] = {}
     for err in errors:
@@ -194,6 +196,10 @@ def explain(
         groups.setdefault(path, _Group(path, owner)).errors.append((err, loc))
     best = min(
         groups.values(),
-        key=lambda g: (min(locate(text, loc) for _, loc in g.errors), -len(g.path)),
+        key=lambda g: (
+            g.errors[0][0]["type"] == "missing",
+            min(locate(text, loc) for _, loc in g.errors),
+            -len(g.path),
+        ),
     )
     return best.message()
