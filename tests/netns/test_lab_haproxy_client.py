@@ -1,6 +1,8 @@
 """HAProxy in `lb` follows the nodes' /health; the client in `client` records who answered."""
 
 import itertools
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,3 +106,46 @@ def test_client_stops_by_itself_after_max_attempts(
     assert [a.seq for a in log] == [0, 1, 2, 3]
     assert all(a.ok and a.node == "primary" for a in log)
     assert all(b.start - a.start >= 0.049 for a, b in itertools.pairwise(log.attempts))
+
+
+def test_real_dovecot_pair_behind_haproxy(
+    lab: Topology,
+    health_server: Callable[[Host, int, bool], HealthServer],
+    haproxy: HAProxy,
+    client: Pop3Client,
+) -> None:
+    dovecot = pytest.importorskip("failoverd.lab.dovecot")
+    if not dovecot.dovecot_available():
+        pytest.skip("Dovecot is not installed (apt-get install dovecot-core dovecot-pop3d)")
+    base = Path(tempfile.mkdtemp(prefix="lab-dovecot-"))
+    base.chmod(0o755)  # Dovecot's auth and mail users must reach the instance dirs
+    health = {h.name: health_server(h, 8790, h is lab.primary) for h in (lab.primary, lab.standby)}
+    instances = {
+        h.name: dovecot.DovecotInstance(base / h.name, 110, listen=h.addr, netns=h.ns)
+        for h in (lab.primary, lab.standby)
+    }
+
+    def logins(node: str) -> int:
+        return instances[node].log_path.read_text().count("Login: user=<alice>")
+
+    try:
+        for instance in instances.values():
+            instance.write_config()
+            instance.start()
+        for instance in instances.values():
+            instance.wait_ready()
+        haproxy.wait_states({"primary": "UP", "standby": "DOWN"})
+        client.start()
+        client.wait_for(lambda log: len(log.ok) >= 3, 10)
+        assert logins("primary") >= 3
+        assert logins("standby") == 0
+        health["primary"].healthy, health["standby"].healthy = False, True
+        haproxy.wait_states({"primary": "DOWN", "standby": "UP"})
+        settled = time.monotonic()
+        log = client.wait_for(lambda log: len(log.between(settled).ok) >= 3, 10)
+        assert logins("standby") >= 3
+        assert log.between(settled).failed == []
+    finally:
+        for instance in instances.values():
+            instance.kill()
+        shutil.rmtree(base, ignore_errors=True)

@@ -409,6 +409,7 @@ class Topology:
             raise LabError("a Topology starts only once")
         self._started = True
         self.require()
+        cleanup_stale(self.prefix)  # leftovers of runs whose process died
         _install_handlers()
         _live.add(self)
         try:
@@ -433,22 +434,27 @@ class Topology:
             "start": _process_start_time(os.getpid()),
             "owned_run_dir": str(self._run_dir) if self._owned_run_dir else None,
         }
-        for _ in range(100):
-            run_id = f"{self.prefix}{secrets.token_hex(2)}"
-            if NETNS_DIR.is_dir() and any(
-                n.startswith(f"{run_id}-") for n in os.listdir(NETNS_DIR)
-            ):
-                continue
-            path = OWNERS_DIR / f"{run_id}.json"
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(owner, f)
-            self.run_id = run_id
-            self._owner_file = path
-            return
+        # Claimed with its content in one step (link fails if taken): a concurrent
+        # cleanup_stale never sees an empty owner file, which it would take for a dead run.
+        with tempfile.NamedTemporaryFile("w", dir=OWNERS_DIR, suffix=".tmp", delete=False) as f:
+            json.dump(owner, f)
+        try:
+            for _ in range(100):
+                run_id = f"{self.prefix}{secrets.token_hex(2)}"
+                if NETNS_DIR.is_dir() and any(
+                    n.startswith(f"{run_id}-") for n in os.listdir(NETNS_DIR)
+                ):
+                    continue
+                path = OWNERS_DIR / f"{run_id}.json"
+                try:
+                    os.link(f.name, path)
+                except FileExistsError:
+                    continue
+                self.run_id = run_id
+                self._owner_file = path
+                return
+        finally:
+            os.unlink(f.name)
         raise LabError(f"no free run id with prefix {self.prefix!r} after 100 tries")
 
     def _add_namespace(self, ns: str) -> None:
