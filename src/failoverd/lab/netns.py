@@ -113,13 +113,15 @@ def entered(ns: str) -> Iterator[None]:
         os.close(own)
 
 
-def pids_in_netns(ns: str) -> list[int]:
-    """Processes whose network namespace is `ns` (what `ip netns pids` reports)."""
-    try:
-        st = os.stat(NETNS_DIR / ns)
-    except FileNotFoundError:
+def pids_in_netns(*namespaces: str) -> list[int]:
+    """Processes whose network namespace is one of `namespaces` (as `ip netns pids` finds them)."""
+    keys = set()
+    for ns in namespaces:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(NETNS_DIR / ns)
+            keys.add((st.st_dev, st.st_ino))
+    if not keys:
         return []
-    key = (st.st_dev, st.st_ino)
     me = os.getpid()
     pids = []
     for entry in os.scandir("/proc"):
@@ -129,7 +131,7 @@ def pids_in_netns(ns: str) -> list[int]:
             s = os.stat(f"/proc/{entry.name}/ns/net")
         except OSError:  # gone, or a zombie (no namespaces left)
             continue
-        if (s.st_dev, s.st_ino) == key:
+        if (s.st_dev, s.st_ino) in keys:
             pids.append(int(entry.name))
     return pids
 
@@ -138,7 +140,7 @@ def _kill_all_in(namespaces: Sequence[str], reap: Callable[[], None]) -> None:
     """SIGKILL every process in the namespaces until none is left (bounded)."""
     deadline = time.monotonic() + _KILL_TIMEOUT
     while True:
-        pids = [pid for ns in namespaces for pid in pids_in_netns(ns)]
+        pids = pids_in_netns(*namespaces)
         if not pids:
             return
         if time.monotonic() > deadline:
@@ -573,7 +575,7 @@ class Topology:
 
     def owns_pid(self, pid: int) -> bool:
         """Whether `pid` runs in one of this lab's namespaces (so the lab may signal it)."""
-        return any(pid in pids_in_netns(ns) for ns in self._namespaces)
+        return pid in pids_in_netns(*self._namespaces)
 
     # -- processes and cleanups --------------------------------------------------------------
 
