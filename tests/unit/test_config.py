@@ -342,6 +342,7 @@ def test_toml_syntax_error_at_end_of_document(cfgdir: Path) -> None:
             'address = "10.0.0.9"',
             "is not HOST:PORT",
         ),
+        ("[timing]", "[[timing]]", "[[timing]]", "timing: must be a table, not a list"),
         # the second [[check]]
         ('interval = "2s"', 'interval = "2"', 'interval = "2"', "check[1].interval"),
         ('type = "http"', 'type = "htp"', "htp", 'check[1].type: unknown type "htp"'),

@@ -93,8 +93,10 @@ def _full_loc(err: ErrorDetails) -> KeyPath:
 
 
 def _given(err: ErrorDetails, path: KeyPath) -> str:
-    """ ", not VALUE" for a scalar input, unless the key may hold a secret."""
+    """The input as ", not VALUE" (a scalar unless the key may hold a secret)."""
     value = err.get("input")
+    if isinstance(value, list | dict):
+        return ", not a list" if isinstance(value, list) else ", not a table"
     private = any(isinstance(p, str) and ("secret" in p or "password" in p) for p in path)
     if private or not isinstance(value, str | int | float | bool):
         return ""

@@ -64,7 +64,7 @@ def read_text(path: Path) -> str:
             path, None, "permission denied: run as a user who may read it (e.g. root)"
         ) from None
     except OSError as e:
-        raise ConfigError(path, None, f"cannot read it: {e.strerror}") from None
+        raise ConfigError(path, None, f"cannot read it: {e.strerror or e}") from None
     if not data.strip():
         raise ConfigError(path, 1, "the file is empty: write the configuration into it")
     nul = data.find(b"\0")
@@ -164,7 +164,7 @@ def _private_bytes(path: Path, create: str) -> bytes:
             path, None, "permission denied: the daemon's user must be able to read it"
         ) from None
     except OSError as e:
-        raise ConfigError(path, None, f"cannot read it: {e.strerror}") from None
+        raise ConfigError(path, None, f"cannot read it: {e.strerror or e}") from None
 
 
 def read_secret_file(path: Path) -> bytes:
@@ -287,7 +287,7 @@ def load_witness_config(path: Path | str) -> WitnessConfig:
     return _witness(*_read(Path(path)))
 
 
-def is_witness_file(data: dict[str, Any]) -> bool:
+def _is_witness_file(data: dict[str, Any]) -> bool:
     """A witness file has a [witness] table and neither [node] nor [peer]."""
     return "witness" in data and "node" not in data and "peer" not in data
 
@@ -297,4 +297,4 @@ def load_config(
 ) -> NodeConfig | WitnessConfig:
     """A node's or a witness's configuration, told apart by their top-level tables."""
     source, data = _read(Path(path))
-    return _witness(source, data) if is_witness_file(data) else _node(source, data, on_warning)
+    return _witness(source, data) if _is_witness_file(data) else _node(source, data, on_warning)
