@@ -167,7 +167,7 @@ class NodeCore:
         self._pending_after_startup: list[str] = []
         self._next_heartbeat = now
         self._standby_since = now
-        self._hold_key = ""
+        self._holds: set[str] = set()
         self._seq = 0
         self._now = now
         self._out: list[Action] = []
@@ -221,7 +221,9 @@ class NodeCore:
         demote_at = self.demote_at()
         if demote_at is not None:
             times.append(demote_at)
-        return max(min(times), self._now)
+        # Deadlines already past were acted on in the call that just returned;
+        # the next heartbeat is always in the future.
+        return min(t for t in times if t > self._now)
 
     # -- status --------------------------------------------------------------
 
@@ -301,9 +303,9 @@ class NodeCore:
         )
 
     def _hold(self, key: str, reason: str) -> None:
-        """Record why nothing is done, once per kind of reason (the numbers in it change)."""
-        if key != self._hold_key:
-            self._hold_key = key
+        """Record why nothing is done, once per kind of reason and state (numbers change)."""
+        if key not in self._holds:
+            self._holds.add(key)
             self._decide("hold", reason)
 
     def _persist(self) -> None:
@@ -323,7 +325,7 @@ class NodeCore:
         transitions.check(self.state, target)
         source, self.state = self.state, target
         self.last_transition = f"{source} -> {target}: {reason}"
-        self._hold_key = ""
+        self._holds.clear()
         if target is S.STANDBY:
             self._standby_since = self._now
         self._emit(
@@ -696,7 +698,9 @@ class NodeCore:
 
     def _on_check(self, name: str, ok: bool, detail: str) -> None:
         """Local checks count while this node is active, remote ones while the peer is."""
-        peer_active = self.peer_hb is not None and self.peer_hb.state is S.ACTIVE
+        peer_active = (
+            self.peer_fresh() and self.peer_hb is not None and self.peer_hb.state is S.ACTIVE
+        )
         for scope, checks, counts in (
             ("local", self.local, self.state is S.ACTIVE),
             ("remote", self.remote, peer_active),
