@@ -371,10 +371,9 @@ class Cluster:
         if phase is ScriptPhase.SHUTDOWN and n.serving:
             n.service[-1].end = self.now
             self.log(f"{n.name} service STOPS")
-        if phase is ScriptPhase.FENCE and ok:
-            if self.fence_ok:
-                self.crash(n.params.peer)
-                self.log(f"{n.name} fenced {n.params.peer}")
+        if phase is ScriptPhase.FENCE and ok and self.fence_ok:
+            self.crash(n.params.peer)
+            self.log(f"{n.name} fenced {n.params.peer}")
         self.feed(n.name, ScriptsFinished(phase, ok, detail))
 
     def _schedule_checks(self, n: SimNode, boots: int) -> None:
