@@ -1,0 +1,1 @@
+"""The network-namespace lab used by tests and `failoverd selftest`."""
