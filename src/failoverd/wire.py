@@ -198,6 +198,10 @@ class Sealer:
     def __repr__(self) -> str:
         return f"Sealer(sender={self.sender!r}, boot={self.boot}, next_counter={self._counter})"
 
+    def rekey(self, keyring: Keyring) -> None:
+        """Sign with a new keyring (SIGHUP); the counter goes on, so receivers accept it."""
+        self._keyring = keyring
+
     def seal(self, msg: Message, wall_time: float) -> bytes:
         """Frame `msg` as sent now (`wall_time`, seconds since the epoch).
 
@@ -257,6 +261,10 @@ class Opener:
 
     def __repr__(self) -> str:
         return f"Opener(senders={sorted(self._windows)}, command_window={self.command_window})"
+
+    def rekey(self, keyring: Keyring) -> None:
+        """Accept a new keyring's keys (SIGHUP); the replay windows are kept."""
+        self._keyring = keyring
 
     def open(self, frame: bytes, wall_time: float) -> Envelope:
         """Authenticate and decode `frame`, received at `wall_time`; WireError if refused."""

@@ -54,6 +54,7 @@ from failoverd.core.params import NodeParams
 from failoverd.core.records import Decision, PersistedState
 from failoverd.core.types import (
     MAYBE_SERVING,
+    Cause,
     CheckScope,
     NodeState,
     Preference,
@@ -79,6 +80,7 @@ class Phase(StrEnum):
 class Takeover:
     reason: str
     planned: bool
+    cause: Cause
     candidate_epoch: int
     request_id: str | None = None
     outcome: ShutdownOutcome | None = None
@@ -94,6 +96,7 @@ class Takeover:
 class Release:
     reason: str
     then: NodeState
+    cause: Cause
     pending_replies: list[str] = field(default_factory=list)
 
 
@@ -165,6 +168,7 @@ class NodeCore:
         self.scripts_running: ScriptPhase | None = None
         self._release_after_startup: str | None = None
         self._pending_after_startup: list[str] = []
+        self._release_cause: Cause | None = None
         self._next_heartbeat = now
         self._standby_since = now
         self._holds: set[str] = set()
@@ -224,6 +228,22 @@ class NodeCore:
         # Deadlines already past were acted on in the call that just returned;
         # the next heartbeat is always in the future.
         return min(t for t in times if t > self._now)
+
+    def reconfigure(self, params: NodeParams) -> None:
+        """Take new timers, checks and budgets (SIGHUP); names and the mode stay as they are."""
+        self.p, self.t = params, params.timing
+        for scope, checks in ((CheckScope.LOCAL, self.local), (CheckScope.REMOTE, self.remote)):
+            kept = checks.trackers
+            checks.trackers = {}
+            for spec in params.checks_of(scope):
+                tracker = kept.get(spec.name)
+                checks.trackers[spec.name] = (
+                    tracker
+                    if tracker and tracker.spec == spec
+                    else (CheckSet((spec,)).trackers[spec.name])
+                )
+        self.lease.lease_time = self.t.lease_time
+        self.voter.drift, self.voter.margin = self.t.drift, self.t.demote_margin
 
     # -- status --------------------------------------------------------------
 
@@ -321,7 +341,7 @@ class NodeCore:
             )
         )
 
-    def _go(self, target: NodeState, reason: str) -> None:
+    def _go(self, target: NodeState, reason: str, cause: Cause | None = None) -> None:
         transitions.check(self.state, target)
         source, self.state = self.state, target
         self.last_transition = f"{source} -> {target}: {reason}"
@@ -338,6 +358,7 @@ class NodeCore:
                     epoch=self.epoch,
                     from_state=source,
                     to_state=target,
+                    details=(("cause", cause.value),) if cause else (),
                 )
             )
         )
@@ -439,8 +460,8 @@ class NodeCore:
             self.peer_fresh() and self.peer_hb is not None and self.peer_hb.state in MAYBE_SERVING
         )
 
-    def _failure_reason(self) -> tuple[str, bool] | None:
-        """Why the peer counts as failed (and whether the witness may overrule it), if it does."""
+    def _failure_reason(self) -> tuple[str, bool, Cause] | None:
+        """Why the peer counts as failed, whether the witness may overrule it, and the cause."""
         hb = self.peer_hb
         if not self.peer_fresh() or hb is None:
             if self.peer_heard_at is None:
@@ -448,33 +469,44 @@ class NodeCore:
                     f"{self.p.peer} not heard since this node started "
                     f"(init_dead {self.t.init_dead:g}s)",
                     True,
+                    Cause.PEER_SILENT,
                 )
             silent = self._now - self.peer_heard_at
             return (
                 f"no heartbeat from {self.p.peer} for {silent:.2f}s "
                 f"(dead_time {self.t.dead_time:g}s)",
                 True,
+                Cause.PEER_SILENT,
             )
         if hb.maintenance:
             return None
         if hb.state is S.FAILED:
-            return f"{self.p.peer} is in state failed (its scripts failed)", False
+            return (
+                f"{self.p.peer} is in state failed (its scripts failed)",
+                False,
+                Cause.PEER_FAILED,
+            )
         if hb.state is not S.ACTIVE:
             return None
         if not hb.checks_ok:
             return (
                 f"{self.p.peer} reports its own checks failing: {', '.join(hb.failing_checks)}",
                 False,
+                Cause.PEER_CHECKS_FAILED,
             )
         if not self.remote.ok:
-            return f"remote check of {self.p.peer}: {self.remote.describe_down()}", True
+            return (
+                f"remote check of {self.p.peer}: {self.remote.describe_down()}",
+                True,
+                Cause.REMOTE_CHECKS_FAILED,
+            )
         return None
 
-    def _takeover_reason(self, record: bool = True) -> tuple[str, bool] | None:
-        """(reason, planned) when this standby should take over now."""
+    def _takeover_reason(self, record: bool = True) -> tuple[str, bool, Cause] | None:
+        """(reason, planned, cause) when this standby should take over now."""
         failure = self._failure_reason()
         if failure is not None:
-            reason, overrulable = failure
+            reason, overrulable, cause = failure
             vouch = self._witness_vouches() if overrulable else None
             if vouch is not None:
                 if record:
@@ -482,14 +514,18 @@ class NodeCore:
                         "vouch", f"{reason}, but {vouch}: not failing over (suspect the path)"
                     )
                 return None
-            return reason, False
+            return reason, False, cause
         hb = self.peer_hb
         if hb is None or hb.maintenance:
             return None
         if hb.state in (S.STANDBY, S.STARTING) and outranks(self.p, hb):
             if hb.state is S.STARTING:
                 return None
-            return f"no node is active and {self.p.name} is the preferred node", False
+            return (
+                f"no node is active and {self.p.name} is the preferred node",
+                False,
+                Cause.NO_ACTIVE_NODE,
+            )
         if (
             self.p.auto_failback
             and hb.state is S.ACTIVE
@@ -497,15 +533,21 @@ class NodeCore:
             and hb.preference is Preference.STANDBY
             and self._now - self._standby_since >= self.t.auto_failback_delay
         ):
-            return "auto_failback: the preferred primary has been healthy long enough", True
+            return (
+                "auto_failback: the preferred primary has been healthy long enough",
+                True,
+                Cause.FAILBACK,
+            )
         return None
 
     # -- taking over -----------------------------------------------------------
 
-    def _begin_takeover(self, reason: str, planned: bool) -> None:
-        to = Takeover(reason=reason, planned=planned, candidate_epoch=self._known_epoch() + 1)
+    def _begin_takeover(self, reason: str, planned: bool, cause: Cause) -> None:
+        to = Takeover(
+            reason=reason, planned=planned, cause=cause, candidate_epoch=self._known_epoch() + 1
+        )
         self.takeover = to
-        self._go(S.TAKING_OVER, reason)
+        self._go(S.TAKING_OVER, reason, cause)
         if self._peer_serving() or not self.peer_fresh():
             to.request_id = self._new_id()
             to.deadline = self._now + self.t.shutdown_timeout
@@ -616,7 +658,9 @@ class NodeCore:
 
     # -- letting go ------------------------------------------------------------
 
-    def _begin_release(self, reason: str, then: NodeState, reply_to: str | None = None) -> None:
+    def _begin_release(
+        self, reason: str, then: NodeState, cause: Cause, reply_to: str | None = None
+    ) -> None:
         if self.state is S.RELEASING and self.release is not None:
             if reply_to:
                 self.release.pending_replies.append(reply_to)
@@ -627,11 +671,12 @@ class NodeCore:
                 self._pending_after_startup.append(reply_to)
             if self._release_after_startup is None:
                 self._release_after_startup = reason
+                self._release_cause = cause
                 self._emit(CancelScripts())
             return
-        self.release = Release(reason, then, [reply_to] if reply_to else [])
+        self.release = Release(reason, then, cause, [reply_to] if reply_to else [])
         self.takeover = None
-        self._go(S.RELEASING, reason)
+        self._go(S.RELEASING, reason, cause)
         self._run(ScriptPhase.SHUTDOWN, reason)
 
     def _finish_release(self, ok: bool, detail: str) -> None:
@@ -678,7 +723,7 @@ class NodeCore:
                 self._reply(req, ShutdownOutcome.CONFIRMED, "takeover abandoned, nothing started")
         else:
             self._decide("command", why)
-            self._begin_release(why, S.STANDBY, reply_to=req.request_id)
+            self._begin_release(why, S.STANDBY, Cause.SHUTDOWN_REQUESTED, reply_to=req.request_id)
 
     def _on_takeover_request(self, req: TakeoverRequest) -> None:
         if req.sender != self.p.peer:
@@ -692,7 +737,8 @@ class NodeCore:
         )
         self._emit(ReplyTakeover(TakeoverReply(req.request_id, self.p.name, ok, detail)))
         if ok:
-            self._begin_takeover(f"{req.sender} asked: {req.reason}", planned=True)
+            cause = Cause.FAILBACK if "failback" in req.reason else Cause.SWITCHOVER
+            self._begin_takeover(f"{req.sender} asked: {req.reason}", True, cause)
 
     # -- checks, scripts, stalls, operators --------------------------------------
 
@@ -733,11 +779,13 @@ class NodeCore:
                 self.takeover = None
                 self._go(S.ACTIVE, f"startup scripts succeeded at epoch {self.epoch}")
                 return
-            then = S.STANDBY if abort is not None and ok else S.FAILED
+            then = S.STANDBY if abort is not None else S.FAILED
             reason = abort or f"startup failed ({detail}): stopping what was started"
-            self.release = Release(reason, then, pending)
+            cause = self._release_cause or Cause.STARTUP_FAILED
+            self._release_cause = None
+            self.release = Release(reason, then, cause, pending)
             self.takeover = None
-            self._go(S.RELEASING, reason)
+            self._go(S.RELEASING, reason, cause)
             self._run(ScriptPhase.SHUTDOWN, reason)
 
     def _on_stall(self, seconds: float) -> None:
@@ -781,7 +829,8 @@ class NodeCore:
                     OperatorAnswer(False, f"{self.p.peer} is not active: nothing to hand over")
                 )
                 return
-            self._begin_takeover(f"operator {op.value}", planned=True)
+            cause = Cause.FAILBACK if failback else Cause.SWITCHOVER
+            self._begin_takeover(f"operator {op.value}", True, cause)
             self._emit(OperatorAnswer(True, f"{op.value}: {self.p.name} is taking over"))
         elif self.state is S.ACTIVE:
             if not (self.peer_fresh() and self.peer_hb and self.peer_hb.state is S.STANDBY):
@@ -812,7 +861,9 @@ class NodeCore:
             self._go(S.ACTIVE, f"restarted while {was} in maintenance mode: nothing touched")
         elif was is not None and was in MAYBE_SERVING:
             self._begin_release(
-                f"restarted while {was}: stopping local services before anything else", S.STANDBY
+                f"restarted while {was}: stopping local services before anything else",
+                S.STANDBY,
+                Cause.RESTART,
             )
         elif self.peer_heard_at is not None:
             hb = self.peer_hb
@@ -829,8 +880,7 @@ class NodeCore:
             return
         decision = self._takeover_reason()
         if decision is not None:
-            reason, planned = decision
-            self._begin_takeover(reason, planned)
+            self._begin_takeover(*decision)
 
     def _evaluate_holder(self) -> None:
         hb = self.peer_hb
@@ -844,6 +894,7 @@ class NodeCore:
             self._begin_release(
                 f"{hb.sender} is active at epoch {hb.epoch}, above mine ({self.epoch}): releasing",
                 S.STANDBY,
+                Cause.HIGHER_EPOCH,
             )
             return
         demote_at = self.demote_at()
@@ -855,7 +906,9 @@ class NodeCore:
         end = self.lease.valid_until()
         left = "no valid lease" if end is None else f"lease ends in {end - self._now:.2f}s"
         self._begin_release(
-            f"lease not renewed ({left}): self-demoting so that shutdown ends first", S.STANDBY
+            f"lease not renewed ({left}): self-demoting so that shutdown ends first",
+            S.STANDBY,
+            Cause.LEASE_LOST,
         )
 
     # -- heartbeats -------------------------------------------------------------

@@ -55,3 +55,20 @@ class ShutdownOutcome(StrEnum):
 MAYBE_SERVING = frozenset(
     {NodeState.TAKING_OVER, NodeState.ACTIVE, NodeState.RELEASING, NodeState.FAILED}
 )
+
+
+class Cause(StrEnum):
+    """Why a node took the service over or gave it up: a closed set, for metrics and alerts."""
+
+    PEER_SILENT = "peer_silent"
+    PEER_CHECKS_FAILED = "peer_checks_failed"
+    REMOTE_CHECKS_FAILED = "remote_checks_failed"
+    PEER_FAILED = "peer_failed"
+    NO_ACTIVE_NODE = "no_active_node"
+    SWITCHOVER = "switchover"
+    FAILBACK = "failback"
+    HIGHER_EPOCH = "higher_epoch"
+    LEASE_LOST = "lease_lost"
+    SHUTDOWN_REQUESTED = "shutdown_requested"
+    STARTUP_FAILED = "startup_failed"
+    RESTART = "restart"
