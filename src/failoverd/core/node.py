@@ -386,7 +386,9 @@ class NodeCore:
             self.remote.reset()  # judge the peer's service afresh from its activation on
         self.peer_hb = hb
         self.peer_heard_at = self._now
-        if hb.state is S.ACTIVE and hb.epoch > self.epoch:
+        holding = self.state in (S.TAKING_OVER, S.ACTIVE, S.RELEASING)
+        if hb.state is S.ACTIVE and hb.epoch > self.epoch and not holding:
+            # Remember the highest active epoch; a holder keeps its own, to compare.
             self.epoch = hb.epoch
             self._persist()
         if hb.released_epoch and self.voter.release(hb.sender, hb.released_epoch):
@@ -581,6 +583,10 @@ class NodeCore:
         self._decide("command", f"{self.p.peer} answered {outcome.value}: {detail}")
 
     def _abandon(self, reason: str) -> None:
+        # Nothing was started for this epoch: free our own vote at once, or we
+        # would refuse the active peer's renewals for a whole vote block.
+        if self.takeover is not None:
+            self.voter.release(self.p.name, self.takeover.candidate_epoch)
         self.takeover = None
         self.lease.drop()
         self._go(S.STANDBY, reason)
