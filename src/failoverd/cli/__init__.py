@@ -1,6 +1,6 @@
 """The `failoverd` command."""
 
-from failoverd.cli import config_cmds  # noqa: F401  (registers check-config, import-legacy)
+from failoverd.cli import config_cmds, daemon_cmds  # noqa: F401  (register commands)
 from failoverd.cli.main import main
 
 __all__ = ["main"]
