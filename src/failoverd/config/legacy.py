@@ -20,6 +20,8 @@ from failoverd.config.durations import format_duration
 from failoverd.config.errors import ConfigWarning, LegacyError
 from failoverd.core.types import CheckScope, Preference, SafetyMode
 
+_DIGITS = frozenset("0123456789")
+_ASCII_DIGITS = re.compile(r"[0-9]+\Z")
 _SUB_CONFIG = re.compile(r"^[ \t]*sub\s+CONFIG\b", re.MULTILINE)
 _WORD = re.compile(r"[A-Za-z_]\w*")
 _NUMBER = re.compile(r"\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d+)?")
@@ -102,7 +104,7 @@ class _Lexer:
             return _Token("str", self._single_quoted(), line)
         if c == '"':
             return _Token("str", self._double_quoted(), line)
-        if c.isdigit():
+        if c in _DIGITS:
             return _Token("num", self._number(), line)
         for pattern, kind in ((_WORD, "word"), (_VARIABLE, "var")):
             m = pattern.match(self.s, self.i)
@@ -326,7 +328,8 @@ class _Mapper:
 
     def port(self, key: str, what: str) -> int:
         value = self.required(key, what)
-        port = int(value) if isinstance(value, str) and value.isdigit() else value
+        # isdigit() is also true for '²' and other digits int() refuses: ASCII only.
+        port = int(value) if isinstance(value, str) and _ASCII_DIGITS.match(value) else value
         if not isinstance(port, int) or not 1 <= port <= 65535:
             raise self.error(key, f"{key} must be a port number from 1 to 65535 ({what})")
         return port
