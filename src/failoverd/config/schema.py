@@ -313,7 +313,10 @@ class AlertsSection(Strict):
 
 
 class LogSection(Strict):
-    level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info",
+        description="Least severe level logged; every decision is logged at info.",
+    )
 
 
 class NodeConfig(Strict):
@@ -394,7 +397,10 @@ class WitnessSection(Strict):
     name: str = Field(min_length=1, description="The witness's name, as the nodes know it.")
     listen: Address = Field(description="UDP HOST:PORT the nodes send heartbeats to.")
     api: Address | None = Field(default=None, description="HTTP API (/status, /metrics), optional.")
-    state_dir: Path = Field(default=Path("/var/lib/failoverd-witness"))
+    state_dir: Path = Field(
+        default=Path("/var/lib/failoverd-witness"),
+        description="The highest epoch voted for, and the event journal (journal.jsonl).",
+    )
     nodes: list[str] = Field(min_length=2, max_length=2, description="The two nodes' names.")
     clock_drift: float = Field(default=0.01, ge=0, lt=0.5, description="As timing.clock_drift.")
     demote_margin: Duration = Field(default=0.2, ge=0, description="As timing.demote_margin.")
