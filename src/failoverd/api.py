@@ -14,6 +14,7 @@ X-Failoverd-Auth header (see `failoverd.apiauth`).
 
 import asyncio
 import logging
+import os
 import re
 import threading
 import time
@@ -252,7 +253,8 @@ class ApiServer:
             self._thread.join()
             self._thread = None
             e = self._error
-            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or repr(e)
+            # asyncio's bind errors repeat the address in strerror: keep the system's words
+            why = os.strerror(e.errno) if isinstance(e, OSError) and e.errno else str(e) or repr(e)
             raise ApiServerError(
                 f"cannot serve the HTTP API on {self.address}: {why} "
                 "(is another failoverd running there? otherwise change node.api)"
