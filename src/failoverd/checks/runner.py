@@ -28,6 +28,12 @@ def next_start(scheduled: float, interval: float, now: float) -> float:
 
 
 class CheckRunner:
+    """Runs `checks` concurrently, each on its own interval, reporting to `on_result`.
+
+    `clock` is the clock the schedule is computed on; the waits are asyncio
+    sleeps, so it must run at the event loop's pace (the default is the loop's).
+    """
+
     def __init__(
         self,
         checks: Iterable[Check],
