@@ -1,0 +1,592 @@
+"""The operator's commands: status, maintenance, switchover, failback, history, explain.
+
+Each one asks the local daemon's HTTP API (node.api in the configuration);
+the control commands sign their request with the cluster secret. Exit codes:
+0 done, 1 the daemon refused or failed the operation or does not answer,
+2 bad usage or a bad configuration file; every failure is one line on stderr.
+
+The calls use urllib: each command makes a few synchronous requests, so an
+event loop and aiohttp's client session would only add start-up time and
+code. Proxies from the environment (http_proxy) are ignored on purpose: the
+API is on the node itself or on its admin network, never behind a proxy.
+"""
+
+import http.client
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from failoverd import apiauth
+from failoverd.cli.main import cli
+from failoverd.config.durations import DurationError, format_duration, parse_duration
+from failoverd.config.errors import ConfigError, ConfigWarning
+from failoverd.config.load import load_node_config, read_secret_file
+from failoverd.config.schema import split_address
+from failoverd.core.events import Operation
+
+DEFAULT_CONFIG = Path("/etc/failoverd/failoverd.toml")
+REQUEST_TIMEOUT = 15.0
+"""Seconds to wait for an answer; above the API's 10 s for an operation to be taken."""
+POLL_INTERVAL = 0.5
+"""Seconds between two looks at /status while waiting for a switchover or failback."""
+FAILED = 1
+BAD_INPUT = 2
+
+_PATHS = {op: path for path, op in apiauth.CONTROL_PATHS.items()}
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+_STATE_STYLE = {"active": "bold green", "failed": "bold red", "releasing": "yellow"}
+_STATE_NOTE = {
+    "standby": "watches its peer",
+    "taking_over": "takes the service over",
+    "active": "runs the service",
+    "releasing": "stops the service (shutdown scripts)",
+    "failed": "its scripts failed, it needs an operator",
+    "starting": "starting up",
+}
+_PHASE_NOTE = {
+    "asking_peer": "asks its peer to stop the service (SHUTDOWN_YOUR_SERVICE)",
+    "fencing": "fences its peer (fence command)",
+    "acquiring_lease": "asks for the lease (votes of peer and witness)",
+    "starting_services": "starts the service (startup scripts)",
+}
+T = TypeVar("T")
+
+
+class OpsError(Exception):
+    """A command that could not do its job: one line for stderr, exit 1."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A control endpoint's answer: whether the daemon did it, and what it says."""
+
+    ok: bool
+    message: str
+
+
+class ApiClient:
+    """The local daemon's HTTP API, as the CLI uses it."""
+
+    def __init__(self, host: str, port: int, secret_file: Path, timeout: float) -> None:
+        host = _ANY_ADDRESS.get(host, host)
+        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.secret_file = secret_file
+        self.timeout = timeout
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(self, path: str) -> Any:
+        """The JSON document at `path`."""
+        status, body = self._request("GET", path, b"", {})
+        if status != 200:
+            raise OpsError(
+                f"the daemon at {self.address} answered GET {path} with {status}: "
+                f"{_first_line(body)}"
+            )
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise OpsError(
+                f"the daemon at {self.address} answered GET {path} with something not JSON"
+            ) from None
+
+    def post(self, path: str) -> Reply:
+        """Ask for an operation, signed with the cluster secret (read only now)."""
+        body = json.dumps({"nonce": secrets.token_hex(16)}).encode()  # no two requests alike
+        auth = apiauth.sign(read_secret_file(self.secret_file), "POST", path, body, time.time())
+        headers = {"Content-Type": "application/json", apiauth.HEADER: auth}
+        status, answer = self._request("POST", path, body, headers)
+        try:
+            data = json.loads(answer)
+            reply = Reply(bool(data["ok"]), str(data["message"]))
+        except (ValueError, TypeError, KeyError):
+            raise OpsError(
+                f"the daemon at {self.address} answered POST {path} with {status}: "
+                f"{_first_line(answer)}"
+            ) from None
+        if status == 401:
+            raise OpsError(
+                f"the daemon refused the request: {reply.message} (does cluster.secret_file "
+                "hold the daemon's secret, and do both clocks show the right time?)"
+            )
+        if status not in (200, 409):
+            raise OpsError(f"the daemon answered {status}: {reply.message}")
+        return reply
+
+    def _request(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            f"http://{self.address}{path}",
+            data=body if method == "POST" else None,
+            headers=dict(headers),
+            method=method,
+        )
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, e.read()
+        except urllib.error.URLError as e:
+            raise self._unreachable(e.reason) from None
+        except (OSError, http.client.HTTPException) as e:
+            raise self._unreachable(e) from None
+
+    def _unreachable(self, reason: object) -> OpsError:
+        hint = "(is `failoverd run` running? see `journalctl -u failoverd`)"
+        if isinstance(reason, ConnectionRefusedError):
+            return OpsError(f"no daemon answers at {self.address} {hint}")
+        if isinstance(reason, TimeoutError):
+            return OpsError(
+                f"the daemon at {self.address} did not answer within "
+                f"{format_duration(self.timeout)} (is it hung? see `journalctl -u failoverd`)"
+            )
+        text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+        return OpsError(f"cannot reach the daemon at {self.address}: {text} {hint}")
+
+
+def _first_line(body: bytes) -> str:
+    lines = body.decode("utf-8", "replace").strip().splitlines()
+    return lines[0][:200] if lines else "(empty)"
+
+
+class _OpsCommand(click.Command):
+    """Turns the commands' failures into one line on stderr and the exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as e:
+            click.echo(str(e), err=True)
+            ctx.exit(BAD_INPUT)
+        except OpsError as e:
+            click.echo(f"failoverd {ctx.info_name}: {e}", err=True)
+            ctx.exit(FAILED)
+
+
+class _Duration(click.ParamType[float, str | float]):
+    name = "duration"
+
+    def convert(
+        self, value: str | float, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except DurationError as e:
+            self.fail(str(e), param, ctx)
+
+
+def _ignore(_: ConfigWarning) -> None:
+    """check-config shows the warnings; here they would only clutter the answer."""
+
+
+def _client(config: Path) -> ApiClient:
+    cfg = load_node_config(config, on_warning=_ignore)
+    host, port = split_address(cfg.node.api)
+    return ApiClient(host, port, cfg.cluster.secret_file, REQUEST_TIMEOUT)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _config_option(f: F) -> F:
+    return click.option(
+        "-c",
+        "--config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_CONFIG,
+        envvar="FAILOVERD_CONFIG",
+        show_default=True,
+        show_envvar=True,
+        help="This node's configuration: where its API listens (node.api) and the cluster "
+        "secret (cluster.secret_file) that signs control requests.",
+    )(f)
+
+
+def _wait_options(f: F) -> F:
+    f = click.option(
+        "--timeout",
+        type=_Duration(),
+        default="60s",
+        show_default=True,
+        help="How long --wait waits, e.g. 90s or 5m.",
+    )(f)
+    return click.option(
+        "--wait/--no-wait",
+        default=True,
+        show_default=True,
+        help="Follow the handover on /status and print each step until it is done "
+        "(exit 0) or the timeout passes (exit 1).",
+    )(f)
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _rendered(what: str, render: Callable[[], T]) -> T:
+    """`render()`, or one line if the daemon's document lacks what it needs."""
+    try:
+        return render()
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise OpsError(
+            f"the daemon's {what} is not what this failoverd expects (another version?): "
+            "add --json to see it as it is"
+        ) from None
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours:02d}h"
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+def _state(state: str | None) -> Text:
+    if state is None:
+        return Text("unknown", style="dim")
+    return Text(state, style=_STATE_STYLE.get(state, ""))
+
+
+def _yes_no(value: bool | None, yes: str, no: str) -> Text:
+    if value is None:
+        return Text("unknown", style="dim")
+    return Text(yes, style="green") if value else Text(no, style="bold red")
+
+
+def _check_result(up: bool | None) -> Text:
+    return Text("not run yet", style="dim") if up is None else _yes_no(up, "up", "DOWN")
+
+
+def _all_up(checks: list[Mapping[str, Any]]) -> bool | None:
+    """False if a check is down, True if all are up, None if some have no result yet."""
+    results = [c["up"] for c in checks]
+    if False in results:
+        return False
+    return None if None in results else True
+
+
+def _nodes_table(snap: Mapping[str, Any]) -> Table:
+    node, peer = snap["node"], snap["peer"]
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("")
+    table.add_column(f"{node['name']} (this node, {node['preference']})")
+    table.add_column(f"{peer['name']} (peer)")
+    on_off = {True: "on: watches, never acts", False: "off", None: "unknown"}
+    local = node["local_checks"]
+    table.add_row("state", _state(node["state"]), _state(peer["state"]))
+    table.add_row("epoch", str(node["epoch"]), "-" if peer["epoch"] is None else str(peer["epoch"]))
+    table.add_row(
+        "service checks",
+        _yes_no(_all_up(local), "pass", "FAIL") if local else Text("none", style="dim"),
+        _yes_no(peer["checks_ok"], "pass", "FAIL"),
+    )
+    table.add_row("maintenance", on_off[node["maintenance"]], on_off[peer["maintenance"]])
+    table.add_row("last heard", "-", "never" if peer["age"] is None else f"{_ago(peer['age'])} ago")
+    return table
+
+
+def _checks_table(snap: Mapping[str, Any]) -> Table | None:
+    rows = [(snap["node"]["name"], c) for c in snap["node"]["local_checks"]]
+    rows += [(snap["peer"]["name"], c) for c in snap["peer"]["remote_checks"]]
+    if not rows:
+        return None
+    table = Table(title="Checks", title_justify="left", box=None, pad_edge=False)
+    for column in ("check", "service of", "result", "detail"):
+        table.add_column(column, header_style="bold")
+    for owner, check in rows:
+        table.add_row(check["name"], owner, _check_result(check["up"]), check["detail"])
+    return table
+
+
+def _status_lines(snap: Mapping[str, Any]) -> list[Text]:
+    node, witness, last = snap["node"], snap["witness"], snap["last_failover"]
+    lines = [
+        Text.assemble(("Safety mode: ", "bold"), (snap["safety"]["mode"], "bold")),
+        Text(snap["safety"]["summary"]),
+    ]
+    if node["lease_left"] is not None:
+        voters = ", ".join(node["lease_voters"]) or "none"
+        lines.append(Text(f"Lease: {_ago(node['lease_left'])} left, granted by {voters}"))
+    if node["takeover_phase"] is not None:
+        lines.append(Text(f"Takeover: {_PHASE_NOTE.get(node['takeover_phase'], '')}".rstrip()))
+    if witness["name"] is not None:
+        view = witness["view_of_peer"]
+        seen = (
+            "no opinion received"
+            if view is None
+            else f"{view['state'] or 'unknown'}, checks "
+            f"{'unknown' if view['checks_ok'] is None else 'pass' if view['checks_ok'] else 'FAIL'}"
+            f", {_ago(view['age'])} ago"
+        )
+        lines.append(Text(f"Witness {witness['name']} sees {snap['peer']['name']}: {seen}"))
+    if last["time"] is None:
+        lines.append(Text("Last failover: none recorded"))
+    else:
+        took = "" if last["duration"] is None else f" (took {_ago(last['duration'])})"
+        lines.append(Text(f"Last failover: {last['time']}{took}: {last['reason']}"))
+    if node["last_transition"]:
+        lines.append(Text(f"Last transition: {node['last_transition']}"))
+    return lines
+
+
+def _print_status(snap: Mapping[str, Any]) -> None:
+    console = _console()
+    console.print(_nodes_table(snap))
+    console.print()
+    for line in _status_lines(snap):
+        console.print(line)
+    checks = _checks_table(snap)
+    if checks is not None:
+        console.print()
+        console.print(checks)
+    daemon = snap["daemon"]
+    console.print()
+    console.print(
+        Text(
+            f"failoverd {daemon['version']}, pid {daemon['pid']}, up {_ago(daemon['uptime'])}",
+            style="dim",
+        )
+    )
+
+
+@cli.command(cls=_OpsCommand, short_help="Show both nodes, the safety mode and the checks.")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the daemon's status document as JSON.")
+def status(config: Path, as_json: bool) -> None:
+    """Show what this node's daemon knows right now. Changes nothing.
+
+    Both nodes' states and epochs, the safety mode in force and what it
+    guarantees, the time left on the lease, the last failover and its reason,
+    each health check's result, and whether maintenance mode is on. Exits 0
+    when the daemon answers, 1 when it does not.
+    """
+    snap = _client(config).get("/status")
+    if as_json:
+        _echo_json(snap)
+    else:
+        _rendered("status", lambda: _print_status(snap))
+
+
+# -- operations ------------------------------------------------------------------------------
+
+
+def _operate(client: ApiClient, op: Operation) -> str:
+    reply = client.post(_PATHS[op])
+    if not reply.ok:
+        raise OpsError(reply.message)
+    return reply.message
+
+
+View = dict[str, tuple[str | None, str | None]]
+
+
+def _states(snap: Mapping[str, Any]) -> View:
+    """Each node's (state, takeover phase) as this node sees them (the peer's phase is unknown)."""
+    node, peer = snap["node"], snap["peer"]
+    return {
+        node["name"]: (node["state"], node["takeover_phase"]),
+        peer["name"]: (peer["state"], None),
+    }
+
+
+def _steps(
+    name: str, old: tuple[str | None, str | None], new: tuple[str | None, str | None]
+) -> list[str]:
+    """The lines for a node's change of state and of takeover phase."""
+    (old_state, old_phase), (state, phase) = old, new
+    lines = []
+    if state != old_state:
+        note = _STATE_NOTE.get(state or "")
+        moved = f"{name}: {old_state or 'unknown'} → {state or 'unknown'}"
+        lines.append(f"{moved}: {note}" if note else moved)
+    if phase != old_phase and phase:
+        lines.append(f"{name}: {_PHASE_NOTE.get(phase, phase)}")
+    return lines
+
+
+def _follow(client: ApiClient, before: Mapping[str, Any], target: str, timeout: float) -> None:
+    """Print each step until `target` alone is active; OpsError if a node fails or time is up."""
+    started = time.monotonic()
+    last = _states(before)
+    click.echo(f"following the handover to {target} (up to {format_duration(timeout)}):")
+    while True:
+        snap = client.get("/status")
+        elapsed = time.monotonic() - started
+        now = _states(snap)
+        for name, view in now.items():
+            for step in _steps(name, last.get(name, (None, None)), view):
+                click.echo(f"{elapsed:6.1f}s  {step}")
+        last = now
+        others = {name: state for name, (state, _) in now.items() if name != target}
+        if now[target][0] == "active" and "active" not in others.values():
+            rest = ", ".join(f"{n} is {s or 'unknown'}" for n, s in others.items())
+            epoch = snap["node"]["epoch"]
+            click.echo(f"done in {elapsed:.1f}s: {target} is active (epoch {epoch}), {rest}")
+            return
+        failed = [name for name, (state, _) in now.items() if state == "failed"]
+        if failed:
+            raise OpsError(
+                f"{' and '.join(failed)} failed: see `failoverd explain` and `failoverd history`"
+            )
+        if elapsed >= timeout:
+            states = ", ".join(f"{n} is {s or 'unknown'}" for n, (s, _) in now.items())
+            raise OpsError(
+                f"{target} is not the only active node after {format_duration(timeout)} "
+                f"({states}): see `failoverd status` and `failoverd history`"
+            )
+        time.sleep(POLL_INTERVAL)
+
+
+def _handover(config: Path, op: Operation, wait: bool, timeout: float) -> None:
+    client = _client(config)
+    if not wait:
+        click.echo(_operate(client, op))
+        return
+    before = client.get("/status")
+    target = _rendered("status", lambda: _target(op, before))
+    click.echo(_operate(client, op))
+    _rendered("status", lambda: _follow(client, before, target, timeout))
+
+
+def _target(op: Operation, snap: Mapping[str, Any]) -> str:
+    """Who should be active once `op` is done, from this node's view before it."""
+    node, peer = snap["node"], snap["peer"]
+    if op is Operation.FAILBACK:
+        return str(node["name"] if node["preference"] == "primary" else peer["name"])
+    return str(peer["name"] if node["state"] == "active" else node["name"])
+
+
+@cli.command(cls=_OpsCommand, short_help="Turn maintenance mode on or off (watch, never act).")
+@_config_option
+@click.argument("mode", type=click.Choice(["on", "off"]))
+def maintenance(config: Path, mode: str) -> None:
+    """Turn maintenance mode on or off on this node.
+
+    With maintenance on, the daemon keeps checking and reporting but takes no
+    action: it neither takes over nor stops the service, whatever fails. Use
+    it before working on the service or the servers by hand (updates,
+    reboots, restarts of the service), and turn it off afterwards: until
+    then there is no failover. The service keeps running where it runs.
+    """
+    op = Operation.MAINTENANCE_ON if mode == "on" else Operation.MAINTENANCE_OFF
+    click.echo(_operate(_client(config), op))
+
+
+@cli.command(cls=_OpsCommand, short_help="Move the service to the other node, gracefully.")
+@_config_option
+@_wait_options
+def switchover(config: Path, wait: bool, timeout: float) -> None:
+    """Move the service to the other node in a planned, graceful handover.
+
+    The active node runs its shutdown scripts, then the other node runs its
+    startup scripts and becomes active; the load balancer follows /health.
+    Run it on either node: on the active node it hands the service to the
+    peer, on the standby it takes the service over. Use it before planned
+    work on the active server. The service is down for the time the scripts
+    take. Exits 0 once done (or once asked, with --no-wait), 1 if refused,
+    failed or not done in time.
+    """
+    _handover(config, Operation.SWITCHOVER, wait, timeout)
+
+
+@cli.command(cls=_OpsCommand, short_help="Move the service back to the preferred primary.")
+@_config_option
+@_wait_options
+def failback(config: Path, wait: bool, timeout: float) -> None:
+    """Move the service back to the preferred primary after a failover.
+
+    The old operation sheet as one command: the standby that took over
+    stops its service (shutdown scripts), the primary starts its own
+    (startup scripts) and becomes active, and the standby resumes watching
+    it. Run it once the primary is repaired and `failoverd status` shows its
+    checks passing. Prints each step as it happens. Exits 0 once the primary
+    is active (or once asked, with --no-wait), 1 if refused, failed or not
+    done in time.
+    """
+    _handover(config, Operation.FAILBACK, wait, timeout)
+
+
+# -- history and explain ---------------------------------------------------------------------
+
+
+def _history_table(records: list[Mapping[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("time (UTC)", "node", "kind", "from → to", "epoch"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason")
+    for r in records:
+        moved = f"{r['from']} → {r['to']}" if r.get("from") and r.get("to") else ""
+        table.add_row(
+            str(r["time"]).replace("T", " ").removesuffix("Z"),
+            r["node"],
+            r["kind"],
+            moved,
+            str(r["epoch"]),
+            r["reason"],
+        )
+    return table
+
+
+@cli.command(cls=_OpsCommand, short_help="Show the event journal: what happened and why.")
+@_config_option
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the newest events to show.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+def history(config: Path, limit: int, as_json: bool) -> None:
+    """Show this node's newest events, oldest first, each with its reason.
+
+    Every transition (which heartbeats were missed, which checks failed,
+    which votes were granted), every script run and every operator command
+    is kept in the journal under node.state_dir. Changes nothing.
+    """
+    records = _client(config).get(f"/history?limit={limit}")
+    if as_json:
+        _echo_json(records)
+    elif not records:
+        click.echo("no events recorded yet")
+    else:
+        _console().print(_rendered("history", lambda: _history_table(records)))
+
+
+@cli.command(cls=_OpsCommand, short_help="Say why this node is (not) active right now.")
+@_config_option
+def explain(config: Path) -> None:
+    """Say in plain words why this node is, or is not, active right now.
+
+    Built from the daemon's live state: the peer's heartbeats, the checks,
+    the lease and its votes, maintenance mode. Changes nothing.
+    """
+    for sentence in _client(config).get("/explain"):
+        click.echo(sentence)
