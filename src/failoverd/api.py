@@ -122,14 +122,14 @@ class _Api:
         except web.HTTPException:
             raise
         except Exception:
-            self.log.exception("api: %s %s failed", request.method, request.path)
+            self.log.exception("%s %s failed", request.method, request.path)
             return _answer(False, "internal error in the daemon: see its log", 500)
 
     async def health(self, request: web.Request) -> web.Response:
         try:
             health = self.handle.health()
         except Exception:
-            self.log.exception("api: health() failed")
+            self.log.exception("health() failed")
             return web.Response(status=503, text="health unknown: internal error\n")
         if health.ok:
             return web.Response(text="active\n")
@@ -164,7 +164,7 @@ class _Api:
         refused = self._refusal(request, body)
         if refused is not None:
             self.log.warning(
-                "api: refused %s %s from %s: %s",
+                "refused %s %s from %s: %s",
                 request.method,
                 request.path,
                 request.remote,
@@ -177,7 +177,7 @@ class _Api:
                 f"{self.operating} is still in progress: try again once it has finished",
                 409,
             )
-        self.log.info("api: %s requested from %s", op, request.remote)
+        self.log.info("%s requested from %s", op, request.remote)
         self.operating = op
         try:
             result: OperationResult = await asyncio.get_running_loop().run_in_executor(
@@ -185,7 +185,7 @@ class _Api:
             )
         finally:
             self.operating = None
-        self.log.info("api: %s: %s", op, result.message)
+        self.log.info("%s: %s", op, result.message)
         return _answer(result.ok, result.message, 200 if result.ok else 409)
 
     def _refusal(self, request: web.Request, body: bytes) -> str | None:

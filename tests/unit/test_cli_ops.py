@@ -113,7 +113,7 @@ def test_status_shows_both_nodes_safety_lease_failover_and_checks(config: Path) 
     assert "Lease: 4.2s left, granted by cfg1, lb" in out
     assert "Witness lb sees cfg2: standby, checks pass, 0.3s ago" in out
     assert (
-        "Last failover: 2026-11-24T17:00:00.000Z (took 2.5s): cfg2's pop3 check failed 3 times"
+        "Last failover: 2026-11-24 17:00:00.000 UTC (took 2.5s): cfg2's pop3 check failed 3 times"
         in out
     )
     checks = [line.split(None, 3) for line in out[out.index("Checks") + 2 :][:2]]
@@ -141,6 +141,13 @@ def test_status_shows_a_failing_check_an_unheard_peer_and_maintenance(
     assert out[5].split() == ["last", "heard", "-", "never"]
     assert "Last failover: none recorded" in out
     assert any(line.split()[:3] == ["pop3-local", "cfg1", "DOWN"] for line in out)
+
+
+def test_status_shows_a_unix_failover_time_in_utc(config: Path, handle: FakeHandle) -> None:
+    doc = status_doc()
+    doc["last_failover"]["time"] = 1795542957.018
+    handle.snapshots = [doc]
+    assert "Last failover: 2026-11-24 17:55:57.018 UTC (took 2.5s)" in run(config, "status").stdout
 
 
 def test_status_json_is_the_daemons_document(config: Path) -> None:
@@ -191,6 +198,21 @@ def test_history_shows_each_event_with_its_reason(config: Path, handle: FakeHand
     assert out[2].split()[-3:] == ["reason", "number", "4"]
     assert len(out) == 3
     assert handle.limits == [2]
+
+
+def test_history_on_80_columns_wraps_and_loses_no_word(config: Path, handle: FakeHandle) -> None:
+    reason = (
+        "starting services at epoch 1: cooperative mode, cfg2: 127.0.0.1:17891: "
+        "[Errno 111] Connect call failed ('127.0.0.1', 17891)"
+    )
+    record = HISTORY[0] | {"from": "taking_over", "to": "active", "reason": reason}
+    handle.history = lambda limit: [record]  # type: ignore[method-assign]
+    result = run(config, "history", env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert max(len(line) for line in lines(result.stdout)) <= 80
+    words = result.stdout.split()
+    assert [w for w in reason.split() if w not in words] == []
+    assert {"2026-11-24", "17:00:00.000", "taking_over", "active"} <= set(words)
 
 
 def test_history_json_is_the_journal(config: Path) -> None:

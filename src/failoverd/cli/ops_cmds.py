@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -268,6 +269,13 @@ def _ago(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
+def _wall(value: float | str) -> str:
+    """A wall-clock time, unix seconds or ISO 8601 (as in the journal), as UTC for people."""
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="milliseconds")
+    return value.replace("T", " ").replace("+00:00", " UTC").replace("Z", " UTC")
+
+
 def _state(state: str | None) -> Text:
     if state is None:
         return Text("unknown", style="dim")
@@ -350,7 +358,7 @@ def _status_lines(snap: Mapping[str, Any]) -> list[Text]:
         lines.append(Text("Last failover: none recorded"))
     else:
         took = "" if last["duration"] is None else f" (took {_ago(last['duration'])})"
-        lines.append(Text(f"Last failover: {last['time']}{took}: {last['reason']}"))
+        lines.append(Text(f"Last failover: {_wall(last['time'])}{took}: {last['reason']}"))
     if node["last_transition"]:
         lines.append(Text(f"Last transition: {node['last_transition']}"))
     return lines
@@ -536,15 +544,21 @@ def failback(config: Path, wait: bool, timeout: float) -> None:
 # -- history and explain ---------------------------------------------------------------------
 
 
-def _history_table(records: list[Mapping[str, Any]]) -> Table:
+def _history_table(records: list[Mapping[str, Any]], width: int) -> Table:
+    """The journal as a table; below 120 columns, time and transition wrap to leave the
+    reason room (rich would otherwise shrink every column alike and the reason most)."""
+    narrow = width < 120
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("time (UTC)", "node", "kind", "from → to", "epoch"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("reason")
+    table.add_column("time (UTC)", max_width=12 if narrow else None)
+    table.add_column("node", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("from → to", max_width=11 if narrow else None)
+    table.add_column("epoch", no_wrap=True)
+    table.add_column("reason", ratio=1)
     for r in records:
         moved = f"{r['from']} → {r['to']}" if r.get("from") and r.get("to") else ""
         table.add_row(
-            str(r["time"]).replace("T", " ").removesuffix("Z"),
+            _wall(r["time"]).removesuffix(" UTC"),
             r["node"],
             r["kind"],
             moved,
@@ -577,7 +591,8 @@ def history(config: Path, limit: int, as_json: bool) -> None:
     elif not records:
         click.echo("no events recorded yet")
     else:
-        _console().print(_rendered("history", lambda: _history_table(records)))
+        console = _console()
+        console.print(_rendered("history", lambda: _history_table(records, console.width)))
 
 
 @cli.command(cls=_OpsCommand, short_help="Say why this node is (not) active right now.")
