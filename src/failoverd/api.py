@@ -2,11 +2,11 @@
 
 `ApiServer` runs the aiohttp application in a thread of its own, with its own
 event loop, so that `/health` keeps answering, and turns 503 once the lease
-deadline passes, even while the daemon's main loop is frozen. `/health` calls
-only `DaemonHandle.health()`, which reads published values; every other call
-into the handle runs in an executor thread, so that neither a slow read (the
-journal, a snapshot) nor an operation waiting for the main loop can hold up
-the API's loop.
+deadline passes, even while the daemon's main loop is frozen. On the API's
+own loop run only `DaemonHandle.health()`, which reads published values, and
+`verify()`, an HMAC; every other call into the handle runs in an executor
+thread, so that neither a slow read (the journal, a snapshot) nor an
+operation waiting for the main loop can hold up the API's loop.
 
 Read-only endpoints are open; the control endpoints need a valid
 X-Failoverd-Auth header (see `failoverd.apiauth`).
