@@ -177,6 +177,14 @@ def test_the_any_address_is_reached_on_loopback(tmp_path: Path, server: ApiServe
     assert run(config, "status", "--json").exit_code == 0
 
 
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [("0.0.0.0", "127.0.0.1:8790"), ("::", "[::1]:8790"), ("fd00::2", "[fd00::2]:8790")],
+)
+def test_the_client_names_the_address_it_calls(host: str, address: str) -> None:
+    assert ops_cmds.ApiClient(host, 8790, Path("secret"), 1.0).address == address
+
+
 def test_proxies_from_the_environment_are_ignored(config: Path, closed_port: int) -> None:
     proxy = f"http://127.0.0.1:{closed_port}"
     result = run(config, "status", "--json", env={"http_proxy": proxy, "HTTP_PROXY": proxy})

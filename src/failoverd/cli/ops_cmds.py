@@ -45,7 +45,7 @@ FAILED = 1
 BAD_INPUT = 2
 
 _PATHS = {op: path for path, op in apiauth.CONTROL_PATHS.items()}
-_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 _STATE_STYLE = {"active": "bold green", "failed": "bold red", "releasing": "yellow"}
 _STATE_NOTE = {
     "standby": "watches its peer",
@@ -412,7 +412,9 @@ def _operate(client: ApiClient, op: Operation) -> str:
     return reply.message
 
 
-View = dict[str, tuple[str | None, str | None]]
+NodeView = tuple[str | None, str | None]
+"""A node's state and takeover phase (None: not known)."""
+View = dict[str, NodeView]
 
 
 def _states(snap: Mapping[str, Any]) -> View:
@@ -424,9 +426,7 @@ def _states(snap: Mapping[str, Any]) -> View:
     }
 
 
-def _steps(
-    name: str, old: tuple[str | None, str | None], new: tuple[str | None, str | None]
-) -> list[str]:
+def _steps(name: str, old: NodeView, new: NodeView) -> list[str]:
     """The lines for a node's change of state and of takeover phase."""
     (old_state, old_phase), (state, phase) = old, new
     lines = []
