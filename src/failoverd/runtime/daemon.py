@@ -153,7 +153,13 @@ class NodeDaemon:
         host, port = split_address(self.cfg.node.listen)
         await self.transport.start(host, port)
         api_host, api_port = split_address(self.cfg.node.api)
-        api = ApiServer(self, api_host, api_port, self.log.getChild("api"))
+        api = ApiServer(
+            self,
+            api_host,
+            api_port,
+            self.log.getChild("api"),
+            auth_window=self.cfg.timing.command_window,
+        )
         api.start()
         self.alerter.start()
         self.checks.start()
