@@ -1,0 +1,55 @@
+"""Real daemons on loopback: a factory of `Cluster`s that are always torn down.
+
+Every cluster lives under the test's tmp_path; teardown stops the daemons and
+the services they started (and anything else still running from that
+directory), then prints the tail of each daemon's log, which pytest shows
+when the test failed.
+"""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from failoverd.core.types import SafetyMode
+from failoverd.demo.cluster import Cluster, Tweak
+
+TIMEOUT = 15.0
+"""Seconds any single awaited condition may take; generous for a loaded 2-core machine."""
+
+MakeCluster = Callable[..., Cluster]
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator[MakeCluster]:
+    """make_cluster(safety=..., tweak=...) -> a written (not started) Cluster."""
+    clusters: list[Cluster] = []
+
+    def make(safety: SafetyMode = SafetyMode.COOPERATIVE, tweak: Tweak | None = None) -> Cluster:
+        cluster = Cluster(tmp_path / f"cluster-{len(clusters)}", safety, tweak=tweak)
+        clusters.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in clusters:
+        cluster.close()
+        daemons = [n.daemon for n in cluster.nodes] + [cluster.witness] * bool(cluster.witness)
+        for daemon in daemons:
+            if daemon is not None and daemon.log.exists():
+                print(f"----- {daemon.log} (last lines)\n{daemon.log_tail(40)}")
+
+
+def start_settled(cluster: Cluster) -> Cluster:
+    """Start the cluster and wait until the primary is active and the standby stands by."""
+    if cluster.witness is not None:
+        cluster.witness.start()
+        cluster.wait_witness(TIMEOUT)
+    for node in cluster.nodes:
+        node.daemon.start()
+    cluster.wait_settled(cluster.primary, TIMEOUT)
+    return cluster
+
+
+def records(journal: list[dict[str, object]], kind: str, contains: str = "") -> list[str]:
+    """The reasons of the journal's records of `kind` that contain `contains`."""
+    return [str(r["reason"]) for r in journal if r["kind"] == kind and contains in str(r["reason"])]

@@ -1,0 +1,43 @@
+"""Planned handovers through the operator CLI, against running daemons."""
+
+import json
+
+from failoverd.core.types import SafetyMode
+from tests.integration.conftest import TIMEOUT, MakeCluster, records, start_settled
+
+
+def test_switchover_and_failback_through_the_cli(make_cluster: MakeCluster) -> None:
+    cluster = start_settled(make_cluster(SafetyMode.WITNESS))
+    primary, standby = cluster.primary, cluster.standby
+    with cluster.dual_watch() as watch:
+        done = primary.cli("switchover")
+        assert done.returncode == 0, done.stderr
+        cluster.wait_settled(standby, TIMEOUT)
+        assert primary.pop3() is None
+
+        status = primary.cli("status")
+        assert status.returncode == 0, status.stderr
+        assert "witness" in status.stdout
+        for name in (primary.name, standby.name):
+            assert name in status.stdout
+
+        # The failback may be asked of either node: here, of the active standby.
+        done = standby.cli("failback")
+        assert done.returncode == 0, done.stderr
+        cluster.wait_settled(primary, TIMEOUT)
+        assert standby.pop3() is None
+    assert watch.samples > 0 and not watch.overlaps
+
+    causes = [r["details"].get("cause") for r in standby.journal() if r["to"] == "taking_over"]
+    assert causes == ["switchover"]
+    assert records(primary.journal(), "takeover", "lease for epoch")
+    history = primary.cli("history", "--json", "--limit", "1000")
+    assert history.returncode == 0, history.stderr
+    assert json.loads(history.stdout) == primary.journal()
+    assert records(primary.journal(), "transition", f"{standby.name} asked: operator failback")
+
+    # Nothing to fail back now: a no-op that says so.
+    again = primary.cli("failback")
+    assert again.returncode == 0, again.stderr
+    assert f"{primary.name} (the primary) is already active" in again.stdout
+    assert primary.state() == "active"
