@@ -1,0 +1,122 @@
+"""Witness mode under partitions, with real daemons on loopback.
+
+Every path between the daemons goes through a relay that the test can cut:
+a standby cut off from everything must never take over, and a primary cut
+off from everything must stop its service before its lease ends, after which
+the standby (which still reaches the witness) takes over.
+"""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from failoverd.config.schema import split_address
+from failoverd.core.params import vote_block
+from failoverd.core.types import SafetyMode
+from failoverd.demo.cluster import WITNESS, Cluster, NodePlan, free_ports
+from failoverd.demo.waiting import wait_for
+from tests.integration.conftest import TIMEOUT, MakeCluster, records, start_settled
+from tests.integration.relay import Relays, relays
+
+
+def _route_through(links: dict[str, tuple[int, int]]) -> Any:
+    """A config tweak sending each node's peer and witness traffic through relays."""
+
+    def tweak(plan: NodePlan, data: dict[str, Any]) -> None:
+        peer = data["peer"]
+        _, target = split_address(peer["addresses"][0])
+        [port] = free_ports(1)
+        links[f"{plan.name}>{peer['name']}"] = (port, target)
+        peer["addresses"] = [f"127.0.0.1:{port}"]
+        _, target = split_address(data["witness"]["address"])
+        [port] = free_ports(1)
+        links[f"{plan.name}>witness"] = (port, target)
+        data["witness"]["address"] = f"127.0.0.1:{port}"
+
+    return tweak
+
+
+@pytest.fixture
+def partitioned(make_cluster: MakeCluster) -> Iterator[tuple[Cluster, Relays]]:
+    links: dict[str, tuple[int, int]] = {}
+    cluster = make_cluster(SafetyMode.WITNESS, tweak=_route_through(links))
+    with relays() as r:
+        for name, (port, target) in links.items():
+            r.add(name, port, target)
+        yield start_settled(cluster), r
+
+
+def _block(cluster: Cluster) -> float:
+    """The vote block: how long votes for a silent holder stay held (real time, drift included)."""
+    t = cluster.primary.config.timing
+    return vote_block(cluster.primary.config.lease_time, t.clock_drift, t.demote_margin) / (
+        1 - t.clock_drift
+    )
+
+
+def _cut_off(r: Relays, node: str, peer: str) -> None:
+    r.cut(f"{node}>{peer}", f"{peer}>{node}", f"{node}>witness")
+
+
+def test_standby_cut_off_from_everything_never_takes_over(
+    partitioned: tuple[Cluster, Relays],
+) -> None:
+    cluster, r = partitioned
+    primary, standby = cluster.primary, cluster.standby
+    with cluster.dual_watch() as watch:
+        _cut_off(r, standby.name, primary.name)
+        # The standby notices its peer's silence and tries; it can get no majority.
+        wait_for(
+            lambda: records(standby.journal(), "transition", f"no heartbeat from {primary.name}"),
+            TIMEOUT,
+            "the standby to notice the silence",
+        )
+        deadline = time.monotonic() + 2 * _block(cluster) + 2.0
+        while time.monotonic() < deadline:  # bounded: a few seconds, well past any lease
+            assert standby.state() != "active"
+            assert primary.state() == "active"
+            time.sleep(0.1)
+        r.cut(*r.links, cut=False)
+        cluster.wait_settled(primary, TIMEOUT)
+    assert not watch.overlaps and watch.samples > 0
+    journal = standby.journal()
+    assert not records(journal, "takeover", "starting services")
+    assert records(journal, "transition", "takeover abandoned")
+    assert standby.pop3() is None
+
+
+def test_primary_cut_off_from_everything_self_demotes_then_standby_takes_over(
+    partitioned: tuple[Cluster, Relays],
+) -> None:
+    cluster, r = partitioned
+    primary, standby = cluster.primary, cluster.standby
+    with cluster.dual_watch() as watch:
+        cut = time.monotonic()
+        _cut_off(r, primary.name, standby.name)
+        wait_for(
+            lambda: records(primary.journal(), "transition", "self-demoting"),
+            TIMEOUT,
+            "the isolated primary to demote itself",
+        )
+        wait_for(
+            lambda: records(primary.journal(), "transition", "shutdown scripts succeeded"),
+            TIMEOUT,
+            "the isolated primary's shutdown to finish",
+        )
+        standby.wait_state("active", TIMEOUT)
+        standby.wait_serving(TIMEOUT)
+        print(f"cut -> standby serving: {time.monotonic() - cut:.3f}s")
+        # Cut off, it may try to take over again, but it can never win a majority.
+        assert primary.pop3() is None
+        assert primary.state() != "active"
+        r.cut(*r.links, cut=False)
+        cluster.wait_settled(standby, TIMEOUT)
+    assert not watch.overlaps and watch.samples > 0
+    [demoted] = [
+        rec for rec in primary.journal() if rec["kind"] == "transition" and rec["to"] == "releasing"
+    ]
+    assert demoted["details"]["cause"] == "lease_lost"
+    [took_over] = records(standby.journal(), "takeover", "lease for epoch")
+    assert took_over.endswith(f"granted by {standby.name}, {WITNESS}")
