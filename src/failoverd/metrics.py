@@ -21,7 +21,7 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 
 from failoverd import __version__, wire
-from failoverd.core.types import CheckScope, NodeState, Preference, SafetyMode, ScriptPhase
+from failoverd.core.types import Cause, CheckScope, NodeState, Preference, SafetyMode, ScriptPhase
 
 PREFIX = "failoverd"
 
@@ -30,22 +30,6 @@ _RTT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _CHECK_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _SCRIPT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-class FailoverReason(StrEnum):
-    """Why a node took over or gave up the service: the `reason` label of failovers."""
-
-    PEER_SILENT = "peer_silent"
-    PEER_CHECKS_FAILED = "peer_checks_failed"
-    REMOTE_CHECKS_FAILED = "remote_checks_failed"
-    NO_ACTIVE_NODE = "no_active_node"
-    SWITCHOVER = "switchover"
-    FAILBACK = "failback"
-    HIGHER_EPOCH = "higher_epoch"
-    LEASE_LOST = "lease_lost"
-    SHUTDOWN_REQUESTED = "shutdown_requested"
-    STARTUP_FAILED = "startup_failed"
-    OTHER = "other"
 
 
 class FrameDropReason(StrEnum):
@@ -359,9 +343,9 @@ class Metrics:
 
     # -- events ------------------------------------------------------------------------------
 
-    def failover_started(self, reason: FailoverReason | str) -> None:
-        """When a takeover or release begins; a reason outside FailoverReason counts as other."""
-        self._failovers.labels(_label(reason, FailoverReason)).inc()
+    def failover_started(self, cause: Cause | str) -> None:
+        """When a takeover begins, by the core's cause; anything else counts as other."""
+        self._failovers.labels(_label(cause, Cause)).inc()
 
     def failover_finished(self, duration: float) -> None:
         """When the takeover's last startup script is done: seconds since the decision."""

@@ -6,9 +6,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from failoverd import wire
-from failoverd.core.types import CheckScope, NodeState, Preference, SafetyMode, ScriptPhase
+from failoverd.core.types import Cause, CheckScope, NodeState, Preference, SafetyMode, ScriptPhase
 from failoverd.metrics import (
-    FailoverReason,
     FrameDropReason,
     Metrics,
     ScriptOutcome,
@@ -146,7 +145,7 @@ def test_loss_is_nan_before_any_heartbeat_settled(m: Metrics) -> None:
 
 
 def test_failovers_by_reason_are_a_closed_set(m: Metrics) -> None:
-    m.failover_started(FailoverReason.PEER_SILENT)
+    m.failover_started(Cause.PEER_SILENT)
     m.failover_started("peer_silent")
     m.failover_started("primary's pop3 check failed 3 times")  # free text: not a new label
     m.failover_finished(2.5)

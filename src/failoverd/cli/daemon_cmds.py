@@ -3,17 +3,18 @@
 import asyncio
 import logging
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 
 from failoverd.api import ApiServerError
 from failoverd.cli.main import cli
 from failoverd.config.errors import ConfigError
-from failoverd.config.load import load_node_config, load_witness_config
 from failoverd.store import StoreError
 
-CONFIG_HELP = "The configuration file (TOML)."
+Starter = Callable[[Path, Callable[[str], logging.Logger]], Coroutine[Any, Any, int]]
 
 
 def _logging(level: str) -> logging.Logger:
@@ -26,22 +27,52 @@ def _logging(level: str) -> logging.Logger:
     return logging.getLogger("failoverd")
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(message, err=True)
+def _serve(command: str, config_path: Path, build: Starter) -> None:
+    """Build the daemon (exit 2 on a bad config or state), then run it (exit 1 if it cannot)."""
+    try:
+        main = build(config_path, _logging)
+    except (ConfigError, StoreError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    try:
+        code = asyncio.run(main)
+    except (OSError, ApiServerError) as exc:
+        click.echo(f"failoverd {command}: {exc}", err=True)
+        sys.exit(1)
     sys.exit(code)
 
 
+def _config_option(envvar: str, default: str) -> Callable[[Callable[..., None]], Any]:
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        envvar=envvar,
+        default=Path(default),
+        show_default=True,
+        help="The configuration file (TOML).",
+    )
+
+
+def _node(config_path: Path, logs: Callable[[str], logging.Logger]) -> Coroutine[Any, Any, int]:
+    from failoverd.config.load import load_node_config  # noqa: PLC0415 (keeps --help fast)
+    from failoverd.runtime.daemon import NodeDaemon  # noqa: PLC0415
+
+    cfg = load_node_config(config_path)
+    return NodeDaemon(config_path, cfg, logs(cfg.log.level)).run()
+
+
+def _witness(config_path: Path, logs: Callable[[str], logging.Logger]) -> Coroutine[Any, Any, int]:
+    from failoverd.config.load import load_witness_config  # noqa: PLC0415
+    from failoverd.runtime.witnessd import WitnessDaemon  # noqa: PLC0415
+
+    cfg = load_witness_config(config_path)
+    return WitnessDaemon(cfg, logs(cfg.log.level)).run()
+
+
 @cli.command()
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    envvar="FAILOVERD_CONFIG",
-    default=Path("/etc/failoverd/failoverd.toml"),
-    show_default=True,
-    help=CONFIG_HELP,
-)
+@_config_option("FAILOVERD_CONFIG", "/etc/failoverd/failoverd.toml")
 def run(config_path: Path) -> None:
     """Run the node daemon in the foreground, logging to stderr.
 
@@ -50,34 +81,11 @@ def run(config_path: Path) -> None:
     SIGTERM stops the daemon but leaves the service as it is; SIGHUP reloads
     a validated configuration (a bad one is refused and the old one kept).
     """
-    from failoverd.runtime.daemon import NodeDaemon  # noqa: PLC0415 (keeps --help fast)
-
-    try:
-        cfg = load_node_config(config_path)
-        log = _logging(cfg.log.level)
-        daemon = NodeDaemon(config_path, cfg, log)
-    except (ConfigError, StoreError) as exc:
-        _fail(str(exc), 2)
-        return
-    try:
-        code = asyncio.run(daemon.run())
-    except (OSError, ApiServerError) as exc:
-        _fail(f"failoverd run: {exc}", 1)
-        return
-    sys.exit(code)
+    _serve("run", config_path, _node)
 
 
 @cli.command()
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    envvar="FAILOVERD_WITNESS_CONFIG",
-    default=Path("/etc/failoverd/witness.toml"),
-    show_default=True,
-    help=CONFIG_HELP,
-)
+@_config_option("FAILOVERD_WITNESS_CONFIG", "/etc/failoverd/witness.toml")
 def witness(config_path: Path) -> None:
     """Run a witness: the third vote for safety = "witness".
 
@@ -86,18 +94,4 @@ def witness(config_path: Path) -> None:
     witness also tells a standby whether it still hears the primary. After a
     restart it grants nothing for one full lease time.
     """
-    from failoverd.runtime.witnessd import WitnessDaemon  # noqa: PLC0415
-
-    try:
-        cfg = load_witness_config(config_path)
-        log = _logging(cfg.log.level)
-        daemon = WitnessDaemon(cfg, log)
-    except (ConfigError, StoreError) as exc:
-        _fail(str(exc), 2)
-        return
-    try:
-        code = asyncio.run(daemon.run())
-    except (OSError, ApiServerError) as exc:
-        _fail(f"failoverd witness: {exc}", 1)
-        return
-    sys.exit(code)
+    _serve("witness", config_path, _witness)
