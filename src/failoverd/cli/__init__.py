@@ -1,5 +1,6 @@
 """The `failoverd` command."""
 
+import failoverd.cli.docs_cmds  # noqa: F401  (registers states)
 from failoverd.cli import config_cmds, daemon_cmds, ops_cmds  # noqa: F401  (register commands)
 from failoverd.cli.main import main
 
