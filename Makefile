@@ -7,7 +7,7 @@ SCHEDULES ?= 2000
 SEED ?= 1
 MODE ?= all
 
-.PHONY: demo test lint typecheck unit sim bench system-deps clean
+.PHONY: demo test lint typecheck unit sim bench system-deps docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ sim: $(STAMP)
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The generated parts of the docs: the configuration reference (from the schema)
+# and the state diagram in docs/architecture.md (from the transition table).
+# tests/unit/test_docs.py fails when either is stale.
+docs: $(STAMP)
+	$(BIN)/python -m failoverd.config.reference > docs/configuration.md.tmp
+	mv docs/configuration.md.tmp docs/configuration.md
+	$(BIN)/python -c 'from failoverd.cli.docs_cmds import rewrite; rewrite("docs/architecture.md")'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
