@@ -1,0 +1,99 @@
+"""`python -m tests.sim`: run seeded fault schedules through the real core.
+
+    python -m tests.sim --schedules N --seed S --mode witness|fence|cooperative|all
+                        [--workers K] [--first I] [--trace-failures] [--progress]
+    python -m tests.sim --seed S --mode M --replay INDEX     (one schedule, its trace)
+
+Prints one line per mode (schedule kinds, violations, the worst liveness
+measured against its bound, the dual-active figures), the failing schedules
+with the command that replays each, then `N schedules, V violations`. Exits 1
+on any violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from failoverd.core.types import SafetyMode
+from tests.sim.check import run
+from tests.sim.runner import ModeStats, Summary, run_many
+from tests.sim.schedule import MODES, generate
+
+
+def _modes(text: str) -> tuple[SafetyMode, ...]:
+    return MODES if text == "all" else (SafetyMode(text),)
+
+
+def _describe(mode: SafetyMode, s: ModeStats) -> list[str]:
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(s.kinds.items()))
+    lines = [f"{mode}: {s.schedules} schedules ({kinds}), {s.violations} violations"]
+    if s.liveness:
+        lines.append(
+            f"  liveness: {s.liveness} takeovers measured, the slowest took "
+            f"{s.worst_share:.0%} of its worst-case bound"
+        )
+    if mode is SafetyMode.COOPERATIVE or s.dual_schedules:
+        share = s.dual_schedules / s.schedules if s.schedules else 0.0
+        mean = s.dual_total / s.dual_episodes if s.dual_episodes else 0.0
+        by_kind = ", ".join(f"{k} {n}" for k, n in sorted(s.dual_by_kind.items()))
+        lines.append(
+            f"  both active at once: in {s.dual_schedules} of {s.schedules} schedules "
+            f"({share:.2%}; {by_kind or 'none'}), {s.dual_episodes} episodes, "
+            f"{s.dual_total:.1f}s in all, mean {mean:.2f}s, longest {s.dual_max:.2f}s"
+        )
+    return lines
+
+
+def report(summary: Summary, *, traces: bool) -> str:
+    lines: list[str] = []
+    for mode in MODES:
+        if mode in summary.per_mode:
+            lines += _describe(mode, summary.per_mode[mode])
+    for f in summary.failures:
+        lines.append(f"VIOLATION {f.mode} seed {f.seed} index {f.index} ({f.kind}):")
+        lines += [f"  {v}" for v in f.violations]
+        lines.append(f"  replay: {f.replay_command()}")
+        if traces:
+            lines += [f"    {line}" for line in f.trace]
+    rate = summary.schedules / summary.seconds if summary.seconds else 0.0
+    lines.append(f"({summary.seconds:.1f}s, {rate:.0f} schedules/s)")
+    lines.append(f"{summary.schedules} schedules, {summary.violations} violations")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.sim", description=__doc__.split("\n")[0])
+    ap.add_argument("--schedules", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mode", choices=[*map(str, MODES), "all"], default="all")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--first", type=int, default=0, help="index of the first schedule")
+    ap.add_argument("--trace-failures", action="store_true", help="print each failure's trace")
+    ap.add_argument("--progress", action="store_true", help="print progress lines")
+    ap.add_argument("--replay", type=int, metavar="INDEX", help="run one schedule, print its trace")
+    args = ap.parse_args(argv)
+    modes = _modes(args.mode)
+    if args.replay is not None:
+        if len(modes) != 1:
+            ap.error("--replay needs one --mode (the mode the failure was reported with)")
+        verdict = run(generate(args.seed, args.replay, modes[0]), tracing=True)
+        print("\n".join(verdict.trace))
+        print("\n".join(verdict.violations) or "no violation")
+        return 1 if verdict.violations else 0
+    summary = run_many(
+        args.schedules,
+        args.seed,
+        modes,
+        workers=args.workers,
+        first=args.first,
+        keep_trace=args.trace_failures,
+        progress=args.progress,
+    )
+    print(report(summary, traces=args.trace_failures))
+    return 1 if summary.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
