@@ -382,6 +382,10 @@ class NodeCore:
     def _on_heartbeat(self, hb: Heartbeat) -> None:
         if hb.sender != self.p.peer:
             return
+        if self.peer_hb is not None and hb.sent_at < self.peer_hb.sent_at and self.peer_fresh():
+            # Reordered on the way: older than what is known of the peer. (A peer whose
+            # host rebooted, its clock started afresh, has been silent for longer.)
+            return
         if hb.state is S.ACTIVE and (self.peer_hb is None or self.peer_hb.state is not S.ACTIVE):
             self.remote.reset()  # judge the peer's service afresh from its activation on
         self.peer_hb = hb
