@@ -455,11 +455,17 @@ class NodeCore:
         )
 
     def _peer_is_fine(self) -> bool:
-        """The peer is active and nothing (left) says it failed: no reason to take over."""
+        """The peer is active and nothing (left) says it failed: no reason to take over.
+
+        The witness's word counts only while the peer is not heard directly: its
+        view is older than a fresh heartbeat (which may say the peer is releasing).
+        """
         hb = self.peer_hb
-        heard_active = self.peer_fresh() and hb is not None and hb.state is S.ACTIVE
-        vouched = self._witness_vouches() is not None
-        return (heard_active or vouched) and self._takeover_reason(record=False) is None
+        if self.peer_fresh() and hb is not None:
+            active = hb.state is S.ACTIVE
+        else:
+            active = self._witness_vouches() is not None
+        return active and self._takeover_reason(record=False) is None
 
     def _peer_serving(self) -> bool:
         return (
