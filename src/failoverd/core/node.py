@@ -560,7 +560,9 @@ class NodeCore:
         )
         self.takeover = to
         self._go(S.TAKING_OVER, reason, cause)
-        if self._peer_serving() or not self.peer_fresh():
+        # Outside witness mode a heartbeat saying "standby" proves nothing: it may
+        # predate the peer's own takeover. Only the peer's answer (or a fence) does.
+        if self._peer_serving() or not self.peer_fresh() or not self.witness_mode:
             to.request_id = self._new_id()
             to.deadline = self._now + self.t.shutdown_timeout
             target = self.peer_hb.epoch if self.peer_hb else self.epoch
