@@ -41,6 +41,8 @@ from failoverd.store import JOURNAL_FILE, Journal
 
 LOOPBACK = "127.0.0.1"
 POP3_USER = "demo"
+WITNESS = "gamma"
+"""The witness's name (the nodes are alpha and beta)."""
 STOP_TIMEOUT = 5.0
 
 FAST_TIMING: Mapping[str, str] = {
@@ -391,7 +393,7 @@ class Cluster:
         cfg = WitnessConfig.model_validate(
             {
                 "witness": {
-                    "name": "witness",
+                    "name": WITNESS,
                     "listen": f"{LOOPBACK}:{port}",
                     "api": f"{LOOPBACK}:{api}",
                     "state_dir": str(self.witness_state_dir),
@@ -429,7 +431,7 @@ class Cluster:
             ],
         }
         if self.safety is SafetyMode.WITNESS:
-            data["witness"] = {"name": "witness", "address": f"{LOOPBACK}:{witness_port}"}
+            data["witness"] = {"name": WITNESS, "address": f"{LOOPBACK}:{witness_port}"}
         if tweak is not None:
             tweak(plan, data)
         config = NodeConfig.model_validate(data)
@@ -458,7 +460,7 @@ class Cluster:
 
     def wait_settled(self, active: Node, timeout: float) -> None:
         """Wait until `active` is active and serving and the other node is its standby,
-        aware that `active` is active."""
+        aware that `active` is active and with its remote checks of it passing."""
         other = self.other(active)
         active.wait_state("active", timeout)
         active.wait_serving(timeout)
@@ -469,6 +471,7 @@ class Cluster:
                 st is not None
                 and st["node"]["state"] == "standby"
                 and st["peer"]["state"] == "active"
+                and all(c["up"] for c in st["peer"]["remote_checks"])
             )
 
         wait_for(standing_by, timeout, f"{other.name} to stand by for {active.name}")

@@ -28,7 +28,7 @@ from failoverd.demo.cluster import Cluster, Node, http_json, pop3_greeting
 from failoverd.demo.waiting import WaitTimeout, wait_for
 
 STEP_TIMEOUT = 20.0
-WITNESS_TIMEOUT = 5.0
+WITNESS_TIMEOUT = 10.0
 POLL = 0.01
 
 
