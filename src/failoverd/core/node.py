@@ -617,7 +617,8 @@ class NodeCore:
                     f"({to.outcome_detail or 'no answer in time'})"
                 )
                 return
-        elif not to.fencing and self._peer_is_fine():
+        elif not to.fencing and not to.fenced and self._peer_is_fine():
+            # (A fenced peer is off, whatever its last heartbeat said.)
             self._abandon(f"{self.p.peer} is active and healthy after all: takeover abandoned")
             return
         if self.maintenance:
