@@ -477,6 +477,9 @@ class NodeCore:
         hb = self.peer_hb
         if not self.peer_fresh() or hb is None:
             if self.peer_heard_at is None:
+                if self._now < self.started_at + self.t.init_dead:
+                    # Not judged yet: a restarted node that released first is in standby early.
+                    return None
                 return (
                     f"{self.p.peer} not heard since this node started "
                     f"(init_dead {self.t.init_dead:g}s)",
