@@ -158,7 +158,7 @@ class Transport:
                     asyncio.open_connection(host, port), timeout=min(left, 2.0)
                 )
             except (TimeoutError, OSError) as exc:
-                errors.append(f"{host}:{port}: {exc or 'connect timed out'}")
+                errors.append(f"{host}:{port}: {str(exc) or 'connect timed out'}")
                 continue
             try:
                 await wire.write_frame(writer, self.sealer.seal(msg, time.time()))
