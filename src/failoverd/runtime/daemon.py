@@ -103,13 +103,7 @@ class NodeDaemon:
             on_dropped=lambda exc, _src: self.prom.frame_dropped(exc),
         )
         self.prom = Metrics(cfg.node.name, heartbeat_ack_timeout=cfg.timing.dead_time)
-        self.alerter = Alerter(
-            cfg.node.name,
-            cfg.alerts,
-            log.getChild("alerts"),
-            self.prom.alert_result,
-            on_drop=self.prom.alert_dropped,
-        )
+        self.alerter = self._alerter(cfg)
         self.scripts = ScriptRunner(self._working_dir(cfg), log.getChild("scripts"))
         self.checks = self._check_runner(cfg)
         self.notifier = SystemdNotifier.from_env()
@@ -134,6 +128,15 @@ class NodeDaemon:
     @staticmethod
     def _working_dir(cfg: NodeConfig) -> Path:
         return cfg.scripts.working_dir or Path.cwd()
+
+    def _alerter(self, cfg: NodeConfig) -> Alerter:
+        return Alerter(
+            cfg.node.name,
+            cfg.alerts,
+            self.log.getChild("alerts"),
+            self.prom.alert_result,
+            on_drop=self.prom.alert_dropped,
+        )
 
     def _check_runner(self, cfg: NodeConfig) -> CheckRunner:
         return CheckRunner([build_check(c) for c in cfg.check], self._on_check)
@@ -471,7 +474,10 @@ class NodeDaemon:
         self.transport.sealer.rekey(keyring)
         self.transport.opener.rekey(keyring)
         self.api_keys = api_keys_of(cfg.cluster)
-        old_checks = self.checks
+        old_checks, old_alerter = self.checks, self.alerter
+        self.alerter = self._alerter(cfg)
+        self.alerter.start()
+        self._spawn(old_alerter.stop(drain_timeout=5.0), "stop old alerter")
         self.cfg = cfg
         self.params = node_params(cfg)
         self.core.reconfigure(self.params)
@@ -489,6 +495,8 @@ class NodeDaemon:
             self._health_reason = f"{st.state}"
         elif not self.core.local.ok:
             self._health_reason = f"local checks failing: {self.core.local.describe_down()}"
+        elif st.serve_until is None:
+            self._health_reason = "active, but holding no valid lease"
         else:
             self._health_reason = "active"
         lease_left = None if st.lease_until is None else round(st.lease_until - now, 3)
