@@ -69,6 +69,11 @@ class Stalled:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class Departing:
+    """The daemon is being stopped (SIGTERM); the service is left as it is."""
+
+
 class Operation(StrEnum):
     MAINTENANCE_ON = "maintenance_on"
     MAINTENANCE_OFF = "maintenance_off"
@@ -92,5 +97,6 @@ Event = (
     | CheckResult
     | ScriptsFinished
     | Stalled
+    | Departing
     | OperatorCommand
 )

@@ -33,6 +33,7 @@ class Heartbeat:
     lease_time: float
     released_epoch: int
     sent_at: float
+    departing: bool = False
 
 
 @dataclass(frozen=True, slots=True)

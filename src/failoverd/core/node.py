@@ -28,6 +28,7 @@ from failoverd.core.checkstate import CheckSet
 from failoverd.core.events import (
     AckReceived,
     CheckResult,
+    Departing,
     Event,
     HeartbeatReceived,
     Operation,
@@ -161,6 +162,10 @@ class NodeCore:
         self.voter = Voter(self.t.drift, self.t.demote_margin, booted_at=now)
         self.lease = Lease(params.voters, self.t.lease_time)
         self.peer_hb: Heartbeat | None = None
+        # The peer's last heartbeat when its daemon was stopped by an operator.
+        self.peer_departed: Heartbeat | None = None
+        # The last shutdown failed: the service may still run (witness mode keeps the lease).
+        self.unclean = False
         self.peer_heard_at: float | None = None
         self.witness: WitnessOpinion | None = None
         self.takeover: Takeover | None = None
@@ -206,6 +211,9 @@ class NodeCore:
                 self._on_scripts_finished(phase, ok, detail)
             case Stalled(seconds):
                 self._on_stall(seconds)
+            case Departing():
+                self._on_departing()
+                return self._out
             case OperatorCommand(op):
                 self._on_operator(op)
         self._evaluate()
@@ -390,6 +398,13 @@ class NodeCore:
             self.remote.reset()  # judge the peer's service afresh from its activation on
         self.peer_hb = hb
         self.peer_heard_at = self._now
+        if hb.departing and self.peer_departed is None:
+            self._decide(
+                "hold",
+                f"{hb.sender}'s daemon is stopping and leaves its service {hb.state}: its silence "
+                "is no failure; only its remote checks failing would be",
+            )
+        self.peer_departed = hb if hb.departing else None
         holding = self.state in (S.TAKING_OVER, S.ACTIVE, S.RELEASING)
         if hb.state is S.ACTIVE and hb.epoch > self.epoch and not holding:
             # Remember the highest active epoch; a holder keeps its own, to compare.
@@ -475,6 +490,16 @@ class NodeCore:
     def _failure_reason(self) -> tuple[str, bool, Cause] | None:
         """Why the peer counts as failed, whether the witness may overrule it, and the cause."""
         hb = self.peer_hb
+        gone = self.peer_departed
+        if gone is not None and gone.state in MAYBE_SERVING:
+            if not self.remote.ok:
+                return (
+                    f"remote check of {self.p.peer}, whose daemon was stopped: "
+                    f"{self.remote.describe_down()}",
+                    True,
+                    Cause.REMOTE_CHECKS_FAILED,
+                )
+            return None
         if not self.peer_fresh() or hb is None:
             if self.peer_heard_at is None:
                 if self._now < self.started_at + self.t.init_dead:
@@ -705,10 +730,11 @@ class NodeCore:
         rel = self.release
         assert rel is not None
         self.release = None
+        self.unclean = not ok
         if ok:
             self.released_epoch = max(self.released_epoch, self.epoch)
             self.voter.release(self.p.name, self.epoch)
-        self.lease.drop()
+            self.lease.drop()
         outcome = ShutdownOutcome.CONFIRMED if ok else ShutdownOutcome.FAILED
         for rid in rel.pending_replies:
             self._emit(ReplyShutdown(ShutdownReply(rid, self.p.name, outcome, detail)))
@@ -768,7 +794,7 @@ class NodeCore:
         """Local checks count while this node is active, remote ones while the peer is."""
         peer_active = (
             self.peer_fresh() and self.peer_hb is not None and self.peer_hb.state is S.ACTIVE
-        )
+        ) or (self.peer_departed is not None and self.peer_departed.state is S.ACTIVE)
         for scope, checks, counts in (
             ("local", self.local, self.state is S.ACTIVE),
             ("remote", self.remote, peer_active),
@@ -821,6 +847,12 @@ class NodeCore:
         self.witness = None
         self.remote.reset()
 
+    def _on_departing(self) -> None:
+        """Tell the peer this daemon goes away and leaves its service as it is."""
+        self._decide("operator", f"daemon stopping; the service is left as it is ({self.state})")
+        self._next_heartbeat = self._now
+        self._maybe_heartbeat(departing=True)
+
     def _on_operator(self, op: Operation) -> None:
         if op is Operation.MAINTENANCE_ON:
             self.maintenance = True
@@ -832,6 +864,7 @@ class NodeCore:
             self._persist()
             self._decide("operator", "maintenance mode off")
             if self.state is S.FAILED:
+                self.unclean = False  # the operator vouches that the service is stopped
                 self._go(S.STANDBY, "operator left maintenance: failed state cleared")
             self._emit(OperatorAnswer(True, "maintenance mode off"))
         else:
@@ -936,15 +969,19 @@ class NodeCore:
     # -- heartbeats -------------------------------------------------------------
 
     def _wants_lease(self) -> bool:
+        """While the service runs, or may run: a failed shutdown keeps the lease held, so
+        that the peer cannot start until an operator has looked (as Pacemaker blocks)."""
         if not self.witness_mode:
             return False
+        if self.state is S.FAILED:
+            return self.unclean
         return self.state in (S.ACTIVE, S.RELEASING) or (
             self.state is S.TAKING_OVER
             and self.takeover is not None
             and self.takeover.phase in (Phase.ACQUIRING_LEASE, Phase.STARTING_SERVICES)
         )
 
-    def _maybe_heartbeat(self) -> None:
+    def _maybe_heartbeat(self, departing: bool = False) -> None:
         if self._now < self._next_heartbeat:
             return
         self._next_heartbeat = self._now + self.t.heartbeat_interval
@@ -972,6 +1009,7 @@ class NodeCore:
                     lease_time=self.t.lease_time,
                     released_epoch=self.released_epoch,
                     sent_at=self._now,
+                    departing=departing,
                 )
             )
         )

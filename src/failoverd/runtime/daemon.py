@@ -38,6 +38,7 @@ from failoverd.core.actions import (
 from failoverd.core.events import (
     AckReceived,
     CheckResult,
+    Departing,
     Event,
     HeartbeatReceived,
     Operation,
@@ -193,10 +194,8 @@ class NodeDaemon:
         self.notifier.ready(f"{self.core.state}, epoch {self.core.epoch}")
         self._spawn(self._watch_loop(), "loop watch")
         await self._stop.wait()
-        self.log.info(
-            "stopping the daemon; the service is left as it is (state %s)", self.core.state
-        )
         self.notifier.stopping("stopping")
+        await self._depart()
         if self._timer is not None:
             self._timer.cancel()
         await self.checks.stop()
@@ -208,6 +207,20 @@ class NodeDaemon:
         await self.transport.stop()
         self.notifier.close()
         return 0
+
+    async def _depart(self) -> None:
+        """Tell the peer this daemon is going and leaves the service as it is.
+
+        The last heartbeat goes out three times (each sealed anew), so that one
+        lost datagram does not make the peer mistake the stop for a failure.
+        """
+        for action in self.core.handle(Departing(), time.monotonic()):
+            if isinstance(action, SendHeartbeat):
+                for _ in range(3):
+                    self._send_heartbeat(action.heartbeat)
+                    await asyncio.sleep(0.02)
+            else:
+                self._carry_out(action)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
