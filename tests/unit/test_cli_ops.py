@@ -106,7 +106,8 @@ def test_status_shows_both_nodes_safety_lease_failover_and_checks(config: Path) 
     assert out[0].split() == ["cfg1", "(this", "node,", "primary)", "cfg2", "(peer)"]
     assert out[1].split() == ["state", "active", "standby"]
     assert out[2].split() == ["epoch", "3", "3"]
-    assert out[3].split() == ["service", "checks", "pass", "pass"]
+    # A standby's own service checks do not count: its service is stopped.
+    assert out[3].split() == ["service", "checks", "pass", "not", "counted", "while", "standby"]
     assert out[4].split() == ["maintenance", "off", "off"]
     assert "Safety mode: witness" in out
     assert "never two active nodes, even when partitioned" in out
@@ -136,7 +137,18 @@ def test_status_shows_a_failing_check_an_unheard_peer_and_maintenance(
     out = lines(run(config, "status").stdout)
     assert out[1].split() == ["state", "standby", "unknown"]
     assert out[2].split() == ["epoch", "3", "-"]
-    assert out[3].split() == ["service", "checks", "FAIL", "unknown"]
+    assert out[3].split() == [
+        "service",
+        "checks",
+        "not",
+        "counted",
+        "while",
+        "standby",
+        "not",
+        "counted",
+        "while",
+        "unknown",
+    ]
     assert out[4].split() == ["maintenance", "on:", "watches,", "never", "acts", "unknown"]
     assert out[5].split() == ["last", "heard", "-", "never"]
     assert "Last failover: none recorded" in out

@@ -300,6 +300,15 @@ def _all_up(checks: list[Mapping[str, Any]]) -> bool | None:
     return None if None in results else True
 
 
+def _service_checks(state: str | None, ok: bool | None, configured: bool) -> Text:
+    """A node's own service checks count only while it runs the service."""
+    if not configured:
+        return Text("none", style="dim")
+    if state != "active":
+        return Text(f"not counted while {state or 'unknown'}", style="dim")
+    return _yes_no(ok, "pass", "FAIL")
+
+
 def _nodes_table(snap: Mapping[str, Any]) -> Table:
     node, peer = snap["node"], snap["peer"]
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -312,8 +321,8 @@ def _nodes_table(snap: Mapping[str, Any]) -> Table:
     table.add_row("epoch", str(node["epoch"]), "-" if peer["epoch"] is None else str(peer["epoch"]))
     table.add_row(
         "service checks",
-        _yes_no(_all_up(local), "pass", "FAIL") if local else Text("none", style="dim"),
-        _yes_no(peer["checks_ok"], "pass", "FAIL"),
+        _service_checks(node["state"], _all_up(local) if local else None, bool(local)),
+        _service_checks(peer["state"], peer["checks_ok"], True),
     )
     table.add_row("maintenance", on_off[node["maintenance"]], on_off[peer["maintenance"]])
     table.add_row("last heard", "-", "never" if peer["age"] is None else f"{_ago(peer['age'])} ago")
