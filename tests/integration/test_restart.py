@@ -1,33 +1,40 @@
-"""A daemon killed and restarted in the middle of a failover: never two services at once."""
+"""A daemon killed and restarted in the middle of a failover: never two services at once.
 
-from collections.abc import Callable
+The standby's startup waits at a gate (a file the test creates), so the test
+kills its daemon while the startup scripts certainly run, and decides when
+the script the dead daemon left behind may go on: once the restarted daemon
+has released, which is the moment a leftover startup script does harm.
+"""
+
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from failoverd.core.types import SafetyMode
-from failoverd.demo.cluster import Cluster, DualWatch, NodePlan, Tweak
+from failoverd.demo.cluster import Cluster, DualWatch, NodePlan, Tweak, leftovers
 from failoverd.demo.waiting import wait_for
 from tests.integration.conftest import TIMEOUT, MakeCluster, records, start_settled
 
-SLOW_START = "sleep 1.5"
-"""What makes the standby's startup slow enough to be killed in the middle of it."""
-SETTLE_SAMPLES = 100
-"""Samples of both services taken once the cluster has settled (2s at the watch's rate)."""
+GATE = "startup-gate"
+SETTLE_SAMPLES = 50
+"""Samples of both services taken once the cluster has settled (1s at the watch's rate)."""
 
 
-def slow_startup(in_one_script: bool) -> Tweak:
-    """The standby sleeps before starting its service: as a script of its own, or inside the
+def gated_startup(in_one_script: bool) -> Tweak:
+    """The standby's startup waits for the gate file: as a script of its own, or inside the
     script that starts the service (as a slow real start-up script would)."""
 
     def tweak(plan: NodePlan, data: dict[str, Any]) -> None:
         if plan.preference.value != "standby":
             return
+        wait = f"while [ ! -e {plan.home / GATE} ]; do sleep 0.05; done"
         [start] = data["scripts"]["startup"]
         if in_one_script:
-            start["command"] = f"{SLOW_START} && {start['command']}"
+            start["command"] = f"{wait}; {start['command']}"
         else:
-            data["scripts"]["startup"] = [SLOW_START, start]
+            data["scripts"]["startup"] = [{"command": wait, "timeout": "60s"}, start]
+        start["timeout"] = "60s"
 
     return tweak
 
@@ -44,18 +51,25 @@ def settled_on_one(cluster: Cluster, watch: DualWatch) -> str:
     return ""
 
 
-def until(watch: DualWatch, samples: int) -> Callable[[], bool]:
-    target = watch.samples + samples
-    return lambda: watch.samples >= target
+def gated_scripts(base: Path) -> list[int]:
+    """Pids of startup scripts still waiting at (or just past) the gate."""
+    found = []
+    for pid in leftovers(base):
+        try:
+            if GATE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
 
 
 @pytest.mark.parametrize(
     "in_one_script",
     [
-        pytest.param(False, id="sleep-then-start-scripts"),
+        pytest.param(False, id="gate-then-start-scripts"),
         pytest.param(
             True,
-            id="sleep-and-start-in-one-script",
+            id="gate-and-start-in-one-script",
             marks=pytest.mark.xfail(
                 strict=True,
                 reason="daemon bug: the killed daemon's startup script survives it (own "
@@ -67,21 +81,25 @@ def until(watch: DualWatch, samples: int) -> Callable[[], bool]:
 def test_standby_restarted_during_its_startup_scripts(
     make_cluster: MakeCluster, in_one_script: bool
 ) -> None:
-    cluster = start_settled(make_cluster(SafetyMode.WITNESS, tweak=slow_startup(in_one_script)))
+    cluster = start_settled(make_cluster(SafetyMode.WITNESS, tweak=gated_startup(in_one_script)))
     primary, standby = cluster.primary, cluster.standby
     with cluster.dual_watch() as watch:
         cluster.kill_node(primary)
-        wait_for(
-            lambda: records(standby.journal(), "takeover"),
-            TIMEOUT,
-            f"{standby.name} to run its startup scripts",
-        )
+        wait_for(lambda: gated_scripts(cluster.base), TIMEOUT, "the standby's startup scripts")
         standby.daemon.kill()
+        restarted = len(standby.journal())
         primary.daemon.start()
         standby.daemon.start()
+        wait_for(
+            lambda: records(standby.journal()[restarted:], "transition", "shutdown scripts"),
+            TIMEOUT,
+            f"the restarted {standby.name} to release",
+        )
+        (standby.plan.home / GATE).touch()
+        wait_for(lambda: not gated_scripts(cluster.base), TIMEOUT, "the gated scripts to end")
         winner = wait_for(lambda: settled_on_one(cluster, watch), 3 * TIMEOUT, "one node serving")
-        # Long enough for an orphaned startup script to have started its service.
-        wait_for(until(watch, SETTLE_SAMPLES), TIMEOUT, "more samples of both services")
+        target = watch.samples + SETTLE_SAMPLES
+        wait_for(lambda: watch.samples >= target, TIMEOUT, "more samples of both services")
         assert settled_on_one(cluster, watch) == winner
     assert not watch.overlaps, watch.overlaps[:3]
     assert records(standby.journal(), "transition", "restarted while taking_over")
