@@ -35,6 +35,7 @@ def cli() -> None:
       import-legacy  convert the old Perl failover_config.txt to TOML
       states         the states and transitions (text, Graphviz, Mermaid)
       demo           a real failover on this machine's loopback
+      selftest       the fault scenarios, in network namespaces (root)
 
     The operator commands talk to the daemon on this host, at node.api of
     /etc/failoverd/failoverd.toml (-c FILE for another). Every command has
