@@ -448,12 +448,18 @@ class Cluster:
             node.daemon.start()
 
     def wait_witness(self, timeout: float) -> None:
-        """Wait until the witness's API answers (it is listening)."""
-        wait_for(
-            lambda: http_json(f"{self.witness_api}/status") is not None,
-            timeout,
-            "the witness to answer on its API",
-        )
+        """Wait until the witness's API answers (it is listening); WaitTimeout at once if its
+        process has exited."""
+        witness = self.witness
+        assert witness is not None and witness.proc is not None
+
+        def listening() -> bool:
+            if not witness.alive:
+                status = witness.proc.poll() if witness.proc else None
+                raise WaitTimeout(f"the witness exited with status {status}")
+            return http_json(f"{self.witness_api}/status") is not None
+
+        wait_for(listening, timeout, "the witness to answer on its API")
 
     def witness_journal(self) -> list[dict[str, Any]]:
         return Journal(self.witness_state_dir / JOURNAL_FILE).read()

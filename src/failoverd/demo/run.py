@@ -153,12 +153,12 @@ class Demo:
         try:
             cluster.wait_witness(WITNESS_TIMEOUT)
         except WaitTimeout as exc:
-            tail = cluster.witness.log_tail(3)
+            tail = " ".join(cluster.witness.log_tail(3).split())
             cluster.close()
             return (
                 Cluster(self.base / "cooperative", SafetyMode.COOPERATIVE),
-                f"the witness process did not come up ({exc}; {tail}), so the seed's "
-                "cooperative mode is used (unsafe under a network partition)",
+                f"the witness process did not come up ({exc}{': ' + tail if tail else ''}), "
+                "so the seed's cooperative mode is used (unsafe under a network partition)",
             )
         lease = cluster.primary.config.lease_time
         return (
