@@ -383,7 +383,8 @@ class NodeCore:
 
     def _known_epoch(self) -> int:
         peer = self.peer_hb.epoch if self.peer_hb else 0
-        return max(self.epoch, peer, self.voter.max_epoch)
+        # An abandoned takeover released its epoch to our own voter: never ask for it again.
+        return max(self.epoch, peer, self.voter.max_epoch, self.voter.released(self.p.name))
 
     # -- the peer --------------------------------------------------------------
 

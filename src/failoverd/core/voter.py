@@ -67,5 +67,9 @@ class Voter:
             return True
         return False
 
+    def released(self, candidate: str) -> int:
+        """The highest epoch `candidate` has released here (0: none); it gets no vote up to it."""
+        return self._released.get(candidate, 0)
+
     def held_by(self, now: float) -> str | None:
         return self.holder if self.holder is not None and now < self.until else None
