@@ -86,7 +86,7 @@ def test_forged_replayed_and_stale_shutdown_are_rejected(make_cluster: MakeClust
     assert reply is not None
     answer = opener.open(reply, time.time()).message
     assert isinstance(answer, ShutdownReply)
-    assert answer.outcome is ShutdownOutcome.FAILED
+    assert answer.outcome is ShutdownOutcome.REFUSED
     assert f"stale: I am active at epoch {epoch}" in answer.detail
     assert send(primary, harmless) is None
     assert len(records(primary.journal(), "command", f"SHUTDOWN_YOUR_SERVICE from {peer}")) == 1

@@ -177,6 +177,7 @@ class NodeCore:
         self._next_heartbeat = now
         self._standby_since = now
         self._holds: set[str] = set()
+        self._retry_at = now  # after a refusal, no new takeover before this
         self._seq = 0
         self._now = now
         self._out: list[Action] = []
@@ -226,6 +227,8 @@ class NodeCore:
             times.append(self.started_at + self.t.init_dead)
         if self.state is S.STANDBY and self.peer_heard_at is not None:
             times.append(self.peer_heard_at + self.t.dead_time)
+        if self.state is S.STANDBY:
+            times.append(self._retry_at)
         if self.takeover is not None:
             times.append(self.takeover.deadline)
             if self.takeover.next_fence_at:
@@ -637,6 +640,12 @@ class NodeCore:
         assert to is not None
         if to.phase is Phase.STARTING_SERVICES:
             return
+        if to.outcome is ShutdownOutcome.REFUSED and not to.fenced:
+            # Alive, answering and unwilling: it is not failed (and a refusal is never
+            # a confirmation). Judge again after a dead_time, on fresh heartbeats.
+            self._retry_at = self._now + self.t.dead_time
+            self._abandon(f"{self.p.peer} refused: {to.outcome_detail}; takeover abandoned")
+            return
         if to.planned:
             if to.outcome in (ShutdownOutcome.FAILED, ShutdownOutcome.UNREACHABLE) or (
                 to.outcome is None and self._now >= to.deadline
@@ -755,9 +764,9 @@ class NodeCore:
             return
         why = f"{req.sender} sent SHUTDOWN_YOUR_SERVICE: {req.reason}"
         if self.maintenance:
-            self._reply(req, ShutdownOutcome.FAILED, "in maintenance mode: not acting")
+            self._reply(req, ShutdownOutcome.REFUSED, "in maintenance mode: not acting")
         elif self.state is S.ACTIVE and req.target_epoch < self.epoch:
-            self._reply(req, ShutdownOutcome.FAILED, f"stale: I am active at epoch {self.epoch}")
+            self._reply(req, ShutdownOutcome.REFUSED, f"stale: I am active at epoch {self.epoch}")
         elif self.state in (S.STANDBY, S.STARTING):
             self._reply(req, ShutdownOutcome.CONFIRMED, f"not running the service ({self.state})")
         elif (
@@ -766,7 +775,7 @@ class NodeCore:
             and (self.takeover is None or self.takeover.phase is not Phase.STARTING_SERVICES)
         ):
             if outranks(self.p, self.peer_hb or self.p) and not req.planned:
-                self._reply(req, ShutdownOutcome.FAILED, "taking over myself (I have priority)")
+                self._reply(req, ShutdownOutcome.REFUSED, "taking over myself (I have priority)")
             else:
                 self._abandon(f"{why}; it has priority: takeover abandoned")
                 self._reply(req, ShutdownOutcome.CONFIRMED, "takeover abandoned, nothing started")
@@ -932,7 +941,7 @@ class NodeCore:
             self._go(S.STANDBY, f"{self.p.peer} not heard within init_dead {self.t.init_dead:g}s")
 
     def _evaluate_standby(self) -> None:
-        if self.maintenance:
+        if self.maintenance or self._now < self._retry_at:
             return
         decision = self._takeover_reason()
         if decision is not None:

@@ -47,6 +47,10 @@ class ShutdownOutcome(StrEnum):
 
     CONFIRMED = "CONFIRMED"
     FAILED = "FAILED"
+    # The peer is alive and answering, and will not stop: it is active at a higher
+    # epoch, in maintenance, or taking over itself with priority. Never a reason to
+    # start: the requester abandons its takeover.
+    REFUSED = "REFUSED"
     UNREACHABLE = "UNREACHABLE"
 
 
