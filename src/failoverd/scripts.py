@@ -16,9 +16,11 @@ script's process group is still killed if the script itself times out.
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -186,12 +188,72 @@ def _describe_exit(result: ScriptResult) -> str:
     return f"failed with exit code {code}"
 
 
+def process_start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (tells a reused PID apart)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[19])
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of the process group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def kill_leftover(ledger: Path, log: logging.Logger, timeout: float = 5.0) -> int | None:
+    """Kill the script group a crashed predecessor left running; its pgid, or None.
+
+    Only a group whose leader is the very process recorded (same start time) is
+    killed, so a reused PID is never touched.
+    """
+    try:
+        record = json.loads(ledger.read_text())
+        pgid, start, command = int(record["pgid"]), record["start"], str(record["command"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("ignoring unreadable script ledger %s: %s", ledger, e)
+        ledger.unlink(missing_ok=True)
+        return None
+    ledger.unlink(missing_ok=True)
+    if start is None or process_start_time(pgid) != start:
+        return None  # gone (or its PID reused): nothing of ours runs
+    log.warning(
+        "a script left running by the previous daemon is still running (process group %d: %s): "
+        "killing it before anything else",
+        pgid,
+        command,
+    )
+    _signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return pgid
+
+
 class ScriptRunner:
     """Runs one phase's scripts at a time; see the module docstring for what a script may rely on.
 
     env: the environment the scripts start from (default: the daemon's own).
     drain_time: how long output is still read after a script's main process
     exited (background children may hold its pipes open).
+    ledger: a file naming the running script's process group while it runs, so
+    that a daemon restarted after a crash can kill what its predecessor left
+    running (`kill_leftover`): scripts run in sessions of their own and outlive
+    a SIGKILLed daemon, and a late startup script must not start the service
+    behind the restarted daemon's back.
     log_lines: lines of output logged per script; tail_lines: lines kept in
     its ScriptResult; max_line: bytes kept of one line.
     """
@@ -206,8 +268,10 @@ class ScriptRunner:
         log_lines: int = 1000,
         tail_lines: int = 20,
         max_line: int = 4096,
+        ledger: Path | None = None,
     ) -> None:
         self._working_dir = working_dir
+        self._ledger = ledger
         self._log = log
         self._env = env
         self._drain_time = drain_time
@@ -217,6 +281,14 @@ class ScriptRunner:
         self._running = False
         self._cancelled = False
         self._pgid: int | None = None
+
+    def _record(self, pgid: int, command: str) -> None:
+        if self._ledger is None:
+            return
+        start = process_start_time(pgid)
+        tmp = self._ledger.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pgid": pgid, "start": start, "command": command}))
+        os.replace(tmp, self._ledger)
 
     def cancel(self) -> None:
         """Abort the phase in progress: kill the running script's process group at once.
@@ -333,6 +405,7 @@ class ScriptRunner:
                     os.close(w)
                 write_ends.clear()
             self._pgid = proc.pid
+            self._record(proc.pid, script.command)
             if self._cancelled:  # cancel() came while the process was being created
                 _signal_group(proc.pid, signal.SIGKILL)
             try:
@@ -343,6 +416,8 @@ class ScriptRunner:
             await self._drain([done for _, done in readers], label)
         finally:
             self._pgid = None
+            if self._ledger is not None:
+                self._ledger.unlink(missing_ok=True)
             for w in write_ends:
                 os.close(w)
             if proc is not None and proc.returncode is None:  # we were cancelled ourselves

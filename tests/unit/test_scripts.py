@@ -1,9 +1,11 @@
 """The script runner against real /bin/sh processes."""
 
 import asyncio
+import json
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -13,7 +15,13 @@ import pytest
 
 from failoverd.config.schema import Script
 from failoverd.core.types import ScriptPhase
-from failoverd.scripts import PhaseResult, ScriptRunner, ScriptRunnerBusyError
+from failoverd.scripts import (
+    PhaseResult,
+    ScriptRunner,
+    ScriptRunnerBusyError,
+    kill_leftover,
+    process_start_time,
+)
 
 LOGGER = "test.failoverd.scripts"
 HELD_OPEN = "still holds its output open"
@@ -406,3 +414,67 @@ def test_background_child_holding_the_pipes_is_left_alone(
     assert order(workdir) == ["2"]
     assert pid_running(child)
     assert HELD_OPEN in caplog.text
+
+
+# -- leftovers of a crashed daemon ---------------------------------------------------
+
+
+def test_the_ledger_names_the_running_script_and_is_removed_after(tmp_path: Path) -> None:
+    ledger = tmp_path / "running-script.json"
+    runner = ScriptRunner(tmp_path, logging.getLogger("test"), ledger=ledger)
+    seen: list[dict[str, Any]] = []
+
+    async def watch() -> PhaseResult:
+        task = asyncio.create_task(
+            runner.run_phase(ScriptPhase.STARTUP, [Script("sleep 0.5", 10.0)], {})
+        )
+        deadline = time.monotonic() + 10
+        while not ledger.exists():
+            assert time.monotonic() < deadline, "the ledger was never written"
+            await asyncio.sleep(0.01)
+        seen.append(json.loads(ledger.read_text()))
+        return await task
+
+    assert asyncio.run(watch()).ok
+    [record] = seen
+    assert record["command"] == "sleep 0.5" and record["start"] is not None
+    assert not ledger.exists()
+
+
+def test_a_script_left_running_by_a_crashed_daemon_is_killed_by_its_successor(
+    tmp_path: Path,
+) -> None:
+    """As a SIGKILLed daemon leaves it: a startup script in its own session, and the ledger."""
+    ledger = tmp_path / "running-script.json"
+    marker = tmp_path / "service-started"
+    proc = subprocess.Popen(["/bin/sh", "-c", f"sleep 2; touch {marker}"], start_new_session=True)
+    ledger.write_text(
+        json.dumps({"pgid": proc.pid, "start": process_start_time(proc.pid), "command": "start"})
+    )
+    assert kill_leftover(ledger, logging.getLogger("test")) == proc.pid
+    assert proc.wait(timeout=5) == -signal.SIGKILL
+    assert not ledger.exists()
+    time.sleep(2.5)  # past the moment the leftover would have started the service
+    assert not marker.exists()
+
+
+def test_a_reused_pid_in_the_ledger_is_left_alone(tmp_path: Path) -> None:
+    ledger = tmp_path / "running-script.json"
+    proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        ledger.write_text(json.dumps({"pgid": proc.pid, "start": 1, "command": "x"}))
+        assert kill_leftover(ledger, logging.getLogger("test")) is None
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_an_unreadable_ledger_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = tmp_path / "running-script.json"
+    ledger.write_text("{not json")
+    assert kill_leftover(ledger, logging.getLogger("test")) is None
+    assert "ignoring unreadable script ledger" in caplog.text
+    assert not ledger.exists()

@@ -68,7 +68,7 @@ from failoverd.metrics import Metrics, ScriptOutcome
 from failoverd.runtime.handle import Health, OperationResult
 from failoverd.runtime.keys import api_keys_of, keyring_of
 from failoverd.runtime.transport import Addr, Transport
-from failoverd.scripts import ScriptRunner
+from failoverd.scripts import ScriptRunner, kill_leftover
 from failoverd.sdnotify import SystemdNotifier
 from failoverd.store import Journal, StateStore, decision_record
 
@@ -105,7 +105,9 @@ class NodeDaemon:
         )
         self.prom = Metrics(cfg.node.name, heartbeat_ack_timeout=cfg.timing.dead_time)
         self.alerter = self._alerter(cfg)
-        self.scripts = ScriptRunner(self._working_dir(cfg), log.getChild("scripts"))
+        ledger = cfg.node.state_dir / "running-script.json"
+        kill_leftover(ledger, log)  # before the core decides anything
+        self.scripts = ScriptRunner(self._working_dir(cfg), log.getChild("scripts"), ledger=ledger)
         self.checks = self._check_runner(cfg)
         self.notifier = SystemdNotifier.from_env()
         self.started = time.monotonic()
