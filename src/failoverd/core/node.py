@@ -956,8 +956,13 @@ class NodeCore:
             and hb.state is S.ACTIVE
             and (hb.epoch, outranks(hb, self.p)) > (self.epoch, False)
         ):
+            why = (
+                f"above mine ({self.epoch})"
+                if hb.epoch > self.epoch
+                else "like mine, and it has priority (preferred primary, then name)"
+            )
             self._begin_release(
-                f"{hb.sender} is active at epoch {hb.epoch}, above mine ({self.epoch}): releasing",
+                f"{hb.sender} is also active, at epoch {hb.epoch}, {why}: releasing",
                 S.STANDBY,
                 Cause.HIGHER_EPOCH,
             )
