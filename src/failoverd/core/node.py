@@ -681,11 +681,13 @@ class NodeCore:
             self._start_services(f"lease for epoch {to.candidate_epoch} granted by {voters}")
 
     def _advance_fence(self, to: Takeover) -> None:
+        if to.fencing:
+            return  # even a late CONFIRMED waits for the fence: one phase at a time
         if to.outcome is ShutdownOutcome.CONFIRMED or to.fenced:
             why = "fenced" if to.fenced else f"{self.p.peer} confirmed ({to.outcome_detail})"
             self._start_services(why)
             return
-        if to.fencing or self._now < to.next_fence_at:
+        if self._now < to.next_fence_at:
             return
         if to.outcome is None and self._now < to.deadline:
             return
@@ -769,6 +771,9 @@ class NodeCore:
             self._reply(req, ShutdownOutcome.REFUSED, f"stale: I am active at epoch {self.epoch}")
         elif self.state in (S.STANDBY, S.STARTING):
             self._reply(req, ShutdownOutcome.CONFIRMED, f"not running the service ({self.state})")
+        elif self.scripts_running is ScriptPhase.FENCE:
+            # The fence cannot be called back: never confirm to the node it powers off.
+            self._reply(req, ShutdownOutcome.FAILED, f"fencing {self.p.peer} already")
         elif (
             self.state is S.TAKING_OVER
             and self.scripts_running is not ScriptPhase.STARTUP
