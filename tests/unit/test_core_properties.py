@@ -76,11 +76,16 @@ class World:
     received_requests: list[str] = field(default_factory=list)
     replied: list[str] = field(default_factory=list)
     next_request: int = 0
+    history: list[str] = field(default_factory=list)
 
     def feed(self, event: Event) -> list[Action]:
         actions = self.core.handle(event, self.now)
+        self.history.append(f"{self.now:.3f} {event} -> {actions}")
         for action in actions:
-            self.check(action)
+            try:
+                self.check(action)
+            except AssertionError as e:
+                raise AssertionError("\n".join([str(e), *self.history])) from None
         assert self.core.state is self.state
         assert self.core.next_wakeup() > self.now
         return actions
