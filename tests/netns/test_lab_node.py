@@ -1,6 +1,7 @@
 """Lab configs for nodes and witness: valid, readable back, accepted by `failoverd check-config`."""
 
 import functools
+import os
 import stat
 import tomllib
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from failoverd.config.load import read_secret_file
 from failoverd.config.schema import NodeConfig, WitnessConfig
 from failoverd.core.types import Preference, SafetyMode
 from failoverd.lab.netns import Host, Topology, run_command
@@ -90,10 +92,17 @@ def test_secret_is_32_private_random_bytes(tmp_path: Path) -> None:
     path.write_text("old")
     path.chmod(0o644)
     write_secret(path)
-    first = path.read_bytes()
+    first = read_secret_file(path)
     assert len(first) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert write_secret(path).read_bytes() != first
+    assert read_secret_file(write_secret(path)) != first
+
+
+def test_secret_keeps_32_bytes_when_its_last_random_byte_is_a_newline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "urandom", lambda n: b"x" * (n - 1) + b"\n")
+    assert read_secret_file(write_secret(tmp_path / "secret")) == b"x" * 31 + b"\n"
 
 
 def test_daemon_command_runs_the_failoverd_of_this_environment(tmp_path: Path) -> None:

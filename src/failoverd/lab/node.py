@@ -39,12 +39,16 @@ class Endpoint(Protocol):
 
 
 def write_secret(path: Path) -> Path:
-    """A new cluster secret: 32 random bytes, mode 0600."""
+    """A new cluster secret: 32 random bytes and a newline, mode 0600.
+
+    The loader strips one trailing newline: without ours, a secret whose
+    last random byte is a newline would count as 31 bytes and be refused.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), 0o600)  # an existing file keeps its mode on O_CREAT
-        f.write(os.urandom(SECRET_BYTES))
+        f.write(os.urandom(SECRET_BYTES) + b"\n")
     return path
 
 
