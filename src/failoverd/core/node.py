@@ -263,12 +263,18 @@ class NodeCore:
         return self.p.mode is SafetyMode.WITNESS and bool(self.p.voters)
 
     def serve_until(self) -> float | None:
-        """Until when /health may answer 200 (None: not at all). Infinite outside witness mode."""
+        """Until when /health may answer 200 (None: not at all). Infinite outside witness mode.
+
+        In witness mode: until the node must begin to demote, not until its lease
+        ends. A daemon frozen past that point (SIGSTOP, a paused VM) demotes as
+        soon as it runs again; its API thread, reading this published value,
+        must not first answer 200 and bring the load balancer back to it.
+        """
         if self.state is not S.ACTIVE or not self.local.ok:
             return None
         if not self.witness_mode:
             return float("inf")
-        return self.lease.valid_until()
+        return self.demote_at()
 
     def demote_at(self) -> float | None:
         """When the holder must begin its shutdown so that it ends before the lease does."""
