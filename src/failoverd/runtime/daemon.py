@@ -122,6 +122,7 @@ class NodeDaemon:
         self._status: Mapping[str, Any] = {}
         self._serve_until: float | None = None
         self._health_reason = "starting"
+        self._publish_pending = False
         self._takeover_began: float | None = None
         self._last_failover: dict[str, Any] = {"time": None, "reason": None, "duration": None}
         self._explain: list[str] = []
@@ -250,9 +251,22 @@ class NodeDaemon:
         self._reply_to = reply_to
         actions += self._feed_one(event, now)
         self._reply_to = None
-        self._publish(now)
+        self._serve_until = self.core.serve_until()  # what /health reads: never late
+        self._publish_soon()
         self._arm_timer(now)
         return actions
+
+    def _publish_soon(self) -> None:
+        """The full snapshot once per loop iteration, however many events it handled."""
+        if self._publish_pending:
+            return
+        self._publish_pending = True
+        assert self.loop is not None
+        self.loop.call_soon(self._publish_now)
+
+    def _publish_now(self) -> None:
+        self._publish_pending = False
+        self._publish(time.monotonic())
 
     def _feed_one(self, event: Event, now: float) -> list[Action]:
         actions = self.core.handle(event, now)
