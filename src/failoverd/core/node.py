@@ -470,7 +470,10 @@ class NodeCore:
         if not self.witness_mode or w is None:
             return None
         age = self._now - w.received_at + w.view.age
-        if age >= self.t.dead_time or w.view.state not in MAYBE_SERVING:
+        # Relayed with the acks to our own heartbeats, the witness's word is older than
+        # its own observation by up to a heartbeat interval and two network delays.
+        relay = self.t.heartbeat_interval + 2 * self.t.max_network_delay
+        if age >= self.t.dead_time + relay or w.view.state not in MAYBE_SERVING:
             return None
         if not w.view.checks_ok:
             return None

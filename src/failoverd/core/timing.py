@@ -75,6 +75,12 @@ def worst_case(p: NodeParams) -> Bound:
 
     crash_detect = Term("heartbeats silent for dead_time", t.dead_time + delay)
     if p.mode is SafetyMode.WITNESS:
+        # The witness vouches for the dead primary until its relayed word, up to a
+        # heartbeat interval and two delays older than it says, has aged past dead_time.
+        crash_detect = Term(
+            "the witness's word on the primary lapses (dead_time, relayed)",
+            t.dead_time + t.heartbeat_interval + 4 * delay,
+        )
         lease_out = Term(
             "votes for the old holder run out (vote block)", delay + t.vote_block / (1 - t.drift)
         )
