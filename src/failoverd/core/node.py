@@ -169,6 +169,8 @@ class NodeCore:
         self.peer_heard_at: float | None = None
         self.witness: WitnessOpinion | None = None
         self.takeover: Takeover | None = None
+        # When this node last confirmed a SHUTDOWN_YOUR_SERVICE of its peer.
+        self._yielded_at: float | None = None
         self.release: Release | None = None
         self.scripts_running: ScriptPhase | None = None
         self._release_after_startup: str | None = None
@@ -574,6 +576,16 @@ class NodeCore:
         if hb.state in (S.STANDBY, S.STARTING) and outranks(self.p, hb):
             if hb.state is S.STARTING:
                 return None
+            if self._yielded_at is not None and self._now - self._yielded_at < self.t.dead_time:
+                # Its request says it is taking over: the "standby" heard may predate it.
+                if record:
+                    self._hold(
+                        "yielded",
+                        f"{self.p.peer} asked for the service {self._now - self._yielded_at:.2f}s "
+                        f"ago: waiting up to dead_time for its new state before acting as the "
+                        f"preferred node",
+                    )
+                return None
             return (
                 f"no node is active and {self.p.name} is the preferred node",
                 False,
@@ -757,6 +769,8 @@ class NodeCore:
             self.voter.release(self.p.name, self.epoch)
             self.lease.drop()
         outcome = ShutdownOutcome.CONFIRMED if ok else ShutdownOutcome.FAILED
+        if ok and rel.pending_replies:
+            self._yielded_at = self._now
         for rid in rel.pending_replies:
             self._emit(ReplyShutdown(ShutdownReply(rid, self.p.name, outcome, detail)))
         target = rel.then if ok else S.FAILED
@@ -765,6 +779,8 @@ class NodeCore:
     # -- incoming commands -----------------------------------------------------
 
     def _reply(self, req: ShutdownRequest, outcome: ShutdownOutcome, detail: str) -> None:
+        if outcome is ShutdownOutcome.CONFIRMED:
+            self._yielded_at = self._now
         self._emit(ReplyShutdown(ShutdownReply(req.request_id, self.p.name, outcome, detail)))
         self._decide(
             "command", f"SHUTDOWN_YOUR_SERVICE from {req.sender}: {outcome.value}, {detail}"
