@@ -1,0 +1,314 @@
+"""Summaries, the targets, and the results as markdown (RESULTS.md) and JSON (results.json)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+FAILOVERD, KEEPALIVED = "failoverd", "keepalived"
+RSS_LIMIT_MB = 40.0
+IDLE_CPU_LIMIT = 1.0
+CHECKS_CPU_LIMIT = 5.0
+FAST_LIMIT = 0.5
+RATIO_LIMIT = 1 / 3
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    n: int
+    failed: int
+    min: float
+    median: float
+    p95: float
+    max: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "n": self.n,
+            "failed": self.failed,
+            "min": round(self.min, 4),
+            "median": round(self.median, 4),
+            "p95": round(self.p95, 4),
+            "max": round(self.max, 4),
+        }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least q of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def summarize(times: Sequence[float | None]) -> Summary | None:
+    ok = [t for t in times if t is not None]
+    if not ok:
+        return None
+    return Summary(
+        len(ok),
+        len(times) - len(ok),
+        min(ok),
+        statistics.median(ok),
+        percentile(ok, 0.95),
+        max(ok),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    ok: bool | None  # None: not measured in this run
+    measured: str
+
+    def mark(self) -> str:
+        return "–" if self.ok is None else ("✓" if self.ok else "✗")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.name, "ok": self.ok, "measured": self.measured}
+
+
+def _results(data: dict[str, Any], system: str, profile: str) -> dict[str, Any] | None:
+    for r in data["runs"]:
+        if r["system"] == system and r["profile"] == profile:
+            return dict(r)
+    return None
+
+
+def _median(run: dict[str, Any] | None, fault: str) -> float | None:
+    if run is None:
+        return None
+    s = run.get("failover", {}).get(fault, {}).get("summary")
+    return None if s is None else float(s["median"])
+
+
+def targets(data: dict[str, Any]) -> list[Target]:
+    out: list[Target] = []
+    fd_default = _results(data, FAILOVERD, "default")
+    ka_default = _results(data, KEEPALIVED, "default")
+    fd_fast = _results(data, FAILOVERD, "fast")
+    for fault in ("kill", "cut"):
+        fd, ka = _median(fd_default, fault), _median(ka_default, fault)
+        name = f"default profile median ≤ 1/3 of keepalived's default median ({fault})"
+        if fd is None or ka is None:
+            out.append(Target(name, None, "not measured"))
+        else:
+            out.append(
+                Target(name, fd <= ka * RATIO_LIMIT, f"{fd:.3f}s vs {ka:.3f}s: {fd / ka:.2f}×")
+            )
+    for fault in ("kill", "cut"):
+        fast = _median(fd_fast, fault)
+        name = f"fast profile median ≤ 500 ms ({fault})"
+        measured = "not measured" if fast is None else f"{fast * 1000:.0f} ms"
+        out.append(Target(name, None if fast is None else fast <= FAST_LIMIT, measured))
+    changes = []
+    for run in data["runs"]:
+        if run["system"] != FAILOVERD:
+            continue
+        for ff in run.get("false_failovers", []):
+            changes.append((f"{run['profile']} {ff['kind']}", ff["role_changes"]))
+    name = "0 false failovers for failoverd (every loss and SIGSTOP run)"
+    if changes:
+        measured = ", ".join(f"{k}: {n}" for k, n in changes)
+        out.append(Target(name, all(n == 0 for _, n in changes), measured))
+    else:
+        out.append(Target(name, None, "not measured"))
+    idle = [
+        (f"{run['profile']} {proc}", u)
+        for run in data["runs"]
+        if run["system"] == FAILOVERD and run.get("footprint")
+        for proc, u in run["footprint"]["processes"].items()
+    ]
+    if idle:
+        worst_rss = max(idle, key=lambda x: x[1]["max_rss_mb"])
+        worst_cpu = max(idle, key=lambda x: x[1]["cpu_percent"])
+        out.append(
+            Target(
+                "idle RSS ≤ 40 MB (every failoverd process)",
+                worst_rss[1]["max_rss_mb"] <= RSS_LIMIT_MB,
+                f"at most {worst_rss[1]['max_rss_mb']:.1f} MB ({worst_rss[0]})",
+            )
+        )
+        out.append(
+            Target(
+                "idle CPU ≤ 1 % (every failoverd process)",
+                worst_cpu[1]["cpu_percent"] <= IDLE_CPU_LIMIT,
+                f"at most {worst_cpu[1]['cpu_percent']:.2f} % ({worst_cpu[0]})",
+            )
+        )
+    else:
+        out.append(Target("idle RSS ≤ 40 MB", None, "not measured"))
+        out.append(Target("idle CPU ≤ 1 %", None, "not measured"))
+    checks = data.get("checks")
+    name = "100 checks ≤ 5 % CPU"
+    if checks:
+        procs = checks["processes"]
+        worst = max(procs.items(), key=lambda x: x[1]["cpu_percent"])
+        out.append(
+            Target(
+                name,
+                worst[1]["cpu_percent"] <= CHECKS_CPU_LIMIT,
+                f"at most {worst[1]['cpu_percent']:.2f} % ({worst[0]})",
+            )
+        )
+    else:
+        out.append(Target(name, None, "not measured"))
+    return out
+
+
+# -- markdown -------------------------------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _s(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def failover_table(data: dict[str, Any]) -> list[str]:
+    rows = []
+    for run in data["runs"]:
+        for fault, result in run.get("failover", {}).items():
+            s = result.get("summary")
+            if s is None:
+                rows.append([run["system"], run["profile"], fault, "0", "–", "–", "–", "–", "–"])
+                continue
+            rows.append(
+                [
+                    run["system"],
+                    run["profile"],
+                    fault,
+                    str(s["n"]),
+                    str(s["failed"]),
+                    _s(s["min"]),
+                    _s(s["median"]),
+                    _s(s["p95"]),
+                    _s(s["max"]),
+                ]
+            )
+    header = ["system", "profile", "fault", "n", "no answer", "min s", "median s", "p95 s", "max s"]
+    return _table(header, rows)
+
+
+def ratio_table(data: dict[str, Any]) -> list[str]:
+    rows = []
+    fd_profiles = [r["profile"] for r in data["runs"] if r["system"] == FAILOVERD]
+    for fd_profile in fd_profiles:
+        for ka_profile in ("default", "fast"):
+            for fault in ("kill", "cut"):
+                fd = _median(_results(data, FAILOVERD, fd_profile), fault)
+                ka = _median(_results(data, KEEPALIVED, ka_profile), fault)
+                if fd is None or ka is None:
+                    continue
+                rows.append([fd_profile, ka_profile, fault, f"{fd / ka:.2f}"])
+    if not rows:
+        return []
+    return _table(["failoverd", "keepalived", "fault", "median ratio failoverd/keepalived"], rows)
+
+
+def false_failover_table(data: dict[str, Any]) -> list[str]:
+    rows = []
+    for run in data["runs"]:
+        for ff in run.get("false_failovers", []):
+            what = (
+                f"{ff['detail']}, {ff['seconds']:g}s"
+                if ff["kind"] == "loss"
+                else f"{ff['runs']} × {ff['detail']}"
+            )
+            dropped = "" if ff["dropped_packets"] is None else f" ({ff['dropped_packets']} dropped)"
+            rows.append([run["system"], run["profile"], what + dropped, str(ff["role_changes"])])
+    return _table(["system", "profile", "fault", "role changes"], rows)
+
+
+def footprint_table(data: dict[str, Any]) -> list[str]:
+    rows = []
+    entries = [(run["system"], run["profile"], run.get("footprint")) for run in data["runs"]]
+    if data.get("checks"):
+        entries.append((FAILOVERD, f"default + {data['checks_count']} tcp checks", data["checks"]))
+    for system, profile, fp in entries:
+        if not fp:
+            continue
+        for proc, u in fp["processes"].items():
+            rows.append(
+                [
+                    system,
+                    profile,
+                    proc,
+                    f"{u['rss_mb']:.1f}",
+                    f"{u['max_rss_mb']:.1f}",
+                    f"{u['cpu_percent']:.2f}",
+                    f"{u['children_cpu_percent']:.2f}",
+                    f"{fp['seconds']:g}",
+                    f"{fp['machine_cpu_percent']:.0f} %",
+                ]
+            )
+    header = [
+        "system", "profile", "process", "RSS MB", "max RSS MB", "CPU % of a core",
+        "children's CPU %", "window s", "machine busy",
+    ]  # fmt: skip
+    return _table(header, rows)
+
+
+def target_lines(data: dict[str, Any]) -> list[str]:
+    return [f"- {t.mark()} {t.name}: {t.measured}" for t in targets(data)]
+
+
+def markdown(data: dict[str, Any], notes: str = "") -> str:
+    m = data["machine"]
+    lines = [
+        "# failoverd bench: failover time, false failovers, footprint (beside keepalived)",
+        "",
+        f"Run {data['started']} ({data['duration_s'] / 60:.0f} min), `{data['command']}`"
+        + (" (smoke: a few trials, not figures to quote)." if data["smoke"] else "."),
+        "",
+        "## Failover time",
+        "",
+        "From the fault to the end of the first successful POP3 login, through HAProxy "
+        "(failoverd) or the VIP (keepalived), answered by the other node.",
+        "",
+        *failover_table(data),
+        "",
+        *ratio_table(data),
+        "",
+        "## False failovers",
+        "",
+        *false_failover_table(data),
+        "",
+        "## Footprint (idle)",
+        "",
+        *footprint_table(data),
+        "",
+        "## Targets",
+        "",
+        *target_lines(data),
+        "",
+        "## Machine and versions",
+        "",
+        f"- {m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']:.1f} GB, kernel {m['kernel']}, "
+        f"{m['os']}",
+        f"- load average at start {_load(m['loadavg_start'])}, at end "
+        f"{_load(m.get('loadavg_end'))} (the machine is shared with other engineers' tests)",
+        *(f"- {k}: {v}" for k, v in data["versions"].items()),
+        "",
+        "## Settings",
+        "",
+        *(
+            f"- {run['system']} {run['profile']}: "
+            + "; ".join(f"{k} {v}" for k, v in run["settings"].items())
+            for run in data["runs"]
+        ),
+        f"- client: {data['client']}",
+        "",
+    ]
+    if notes:
+        lines += [notes.rstrip(), ""]
+    return "\n".join(lines)
+
+
+def _load(value: Any) -> str:
+    return "?" if not value else " / ".join(f"{x:.2f}" for x in value)

@@ -1,0 +1,244 @@
+"""The measurements, the same for every system: failover trials, false failovers, footprint."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import NODES, BenchError, Cluster, Loss, RoleChange, other
+from bench.procstat import measure
+from failoverd.lab.client import ClientLog, Pop3Client
+from failoverd.lab.faults import Faults
+from failoverd.lab.netns import LabError, Topology
+
+# The client: several probe processes started a little apart, each logging in on a
+# new connection every CLIENT_INTERVAL. A login whose SYN went into a black hole (a
+# cut link, a stale ARP entry) blocks its probe until CLIENT_TIMEOUT; the others go on.
+CLIENTS = 4
+CLIENT_INTERVAL = 0.08  # each probe's; together one login every 20 ms
+CLIENT_TIMEOUT = 0.3
+TRIAL_LIMIT = 60.0  # the longest a trial may take before it counts as failed
+FAULTS = ("kill", "cut")
+
+Log = Callable[[str], None]
+
+
+class Clients:
+    """`CLIENTS` POP3 probes in the client host, staggered; their logs merged."""
+
+    def __init__(self, lab: Topology, target: tuple[str, int], out: Path) -> None:
+        self.probes = [
+            Pop3Client(
+                lab.client,
+                target,
+                out.with_name(f"{out.stem}-{k}.jsonl"),
+                nodes=NODES,
+                interval=CLIENT_INTERVAL,
+                timeout=CLIENT_TIMEOUT,
+                max_seconds=TRIAL_LIMIT + 30,
+            )
+            for k in range(CLIENTS)
+        ]
+
+    def __enter__(self) -> Clients:
+        for probe in self.probes:
+            probe.start()
+            time.sleep(CLIENT_INTERVAL / CLIENTS)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for probe in self.probes:
+            probe.stop(2.0)
+
+    def log(self) -> ClientLog:
+        return ClientLog(a for probe in self.probes for a in probe.log())
+
+    def wait_for(self, predicate: Callable[[ClientLog], bool], timeout: float) -> ClientLog:
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            if predicate(log):
+                return log
+            if not any(p.running for p in self.probes):
+                raise BenchError("every client probe has ended")
+            if time.monotonic() > deadline:
+                raise BenchError(f"client: condition not met within {timeout:g}s")
+            time.sleep(0.02)
+
+
+@dataclass
+class Trial:
+    fault: str
+    victim: str
+    seconds: float | None  # None: no answer from the other node within TRIAL_LIMIT
+    errors: int  # failed logins between the fault and the first answer
+    old_node_answers: int  # answers by the victim after the fault (should be 0)
+    phases: dict[str, float] = field(default_factory=dict)  # the survivor's takeover steps
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "fault": self.fault,
+            "victim": self.victim,
+            "seconds": None if self.seconds is None else round(self.seconds, 4),
+            "errors": self.errors,
+            "old_node_answers": self.old_node_answers,
+            "phases": self.phases,
+            "note": self.note,
+        }
+
+
+@dataclass
+class FalseFailovers:
+    kind: str  # "loss" / "sigstop"
+    detail: str
+    seconds: float
+    runs: int
+    changes: list[RoleChange] = field(default_factory=list)
+    dropped: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "detail": self.detail,
+            "seconds": self.seconds,
+            "runs": self.runs,
+            "role_changes": len(self.changes),
+            "changes": [
+                {"node": c.node, "at": round(c.at, 3), "serving": c.serving, "detail": c.detail}
+                for c in self.changes
+            ],
+            "dropped_packets": self.dropped,
+        }
+
+
+class Runner:
+    """The measurements on one running cluster in one lab."""
+
+    def __init__(self, cluster: Cluster, lab: Topology, log: Log) -> None:
+        self.cluster = cluster
+        self.lab = lab
+        self.faults = Faults(lab)
+        self.log = log
+        self.name = f"{cluster.system} {cluster.profile}"
+
+    def failover_trial(self, fault: str, out: Path) -> Trial:
+        """One fault on the serving node; the time until the other node answers a client."""
+        cluster, lab = self.cluster, self.lab
+        victim = cluster.settle(120.0)
+        survivor = other(victim)
+        with Clients(lab, cluster.client_target(), out) as clients:
+            clients.wait_for(lambda log: len([a for a in log.ok if a.node == victim]) >= 3, 15.0)
+            injected = None
+            t0 = time.monotonic()
+            if fault == "kill":
+                cluster.kill(victim)
+            else:
+                injected = self.faults.link_down(lab[victim])
+            try:
+                log = clients.wait_for(
+                    lambda log: log.first_answer(t0, survivor) is not None, TRIAL_LIMIT
+                )
+                took = log.time_to_answer(t0, survivor)
+                note = ""
+            except BenchError as e:
+                log, took, note = clients.log(), None, str(e)
+                self.log(f"  {self.name} {fault}: no answer; the nodes say {cluster.diagnose()}")
+            first = log.first_answer(t0, survivor)
+            until = first.start if first is not None else float("inf")
+            failed = len(log.between(t0, until).failed)
+            late = len([a for a in log.between(t0).ok if a.node == victim])
+        phases = cluster.phases(survivor, t0)
+        if first is not None:
+            phases["answered"] = round(first.end - t0, 4)
+        if fault == "kill":
+            cluster.restart(victim)
+        elif injected is not None:
+            self.faults.heal(injected)
+        return Trial(fault, victim, took, failed, late, phases, note)
+
+    def failover_trials(self, fault: str, n: int) -> list[Trial]:
+        trials = []
+        slug = f"{self.cluster.system}-{self.cluster.profile}-{fault}"
+        for i in range(n):
+            out = self.lab.run_dir / "clients" / f"{slug}-{i}.jsonl"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            trial = self.failover_trial(fault, out)
+            trials.append(trial)
+            shown = "none" if trial.seconds is None else f"{trial.seconds:.3f}s"
+            steps = ", ".join(f"{k} {v:.3f}" for k, v in trial.phases.items())
+            self.log(
+                f"  {self.name} {fault} #{i + 1}/{n}: {trial.victim} -> {other(trial.victim)} "
+                f"answered after {shown} ({trial.errors} failed logins; {steps})"
+            )
+        return trials
+
+    def _changes(self, start: float, end: float) -> list[RoleChange]:
+        return [c for c in self.cluster.role_changes() if start <= c.at <= end]
+
+    def loss_run(self, seconds: float, grace: float) -> FalseFailovers:
+        """Both nodes healthy, random loss between them for `seconds`: role changes."""
+        cluster = self.cluster
+        cluster.settle(120.0)
+        start = time.monotonic()
+        with Loss(self.lab.primary, self.lab.standby, cluster.loss) as loss:
+            deadline = start + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(30.0, left))
+                n = len(self._changes(start, time.monotonic()))
+                self.log(f"  {self.name} loss: {max(0.0, left - 30):.0f}s left, {n} role changes")
+            dropped = loss.dropped()
+        time.sleep(grace)  # a decision taken during the loss may show a little later
+        changes = self._changes(start, time.monotonic())
+        detail = f"{cluster.loss:.0%} loss between primary and standby, both ways"
+        return FalseFailovers("loss", detail, seconds, 1, changes, dropped)
+
+    def sigstop_runs(self, runs: int, seconds: float, grace: float) -> FalseFailovers:
+        """SIGSTOP every daemon process of the standby for `seconds`, then SIGCONT."""
+        changes: list[RoleChange] = []
+        for i in range(runs):
+            standby = other(self.cluster.settle(120.0))
+            start = time.monotonic()
+            pids = self.cluster.daemon_pids(standby).values()
+            stopped = [self.faults.sigstop(pid) for pid in pids]
+            try:
+                time.sleep(seconds)
+            finally:
+                for fault in stopped:
+                    self.faults.heal(fault)
+            time.sleep(grace)
+            found = self._changes(start, time.monotonic())
+            changes += found
+            self.log(f"  {self.name} SIGSTOP #{i + 1}/{runs}: {len(found)} role changes")
+        detail = f"the standby's daemon stopped for {seconds:g}s"
+        return FalseFailovers("sigstop", detail, seconds, runs, changes)
+
+    def footprint(self, seconds: float) -> dict[str, Any]:
+        """Idle CPU and RSS of every daemon process of the system over `seconds`."""
+        active = self.cluster.settle(120.0)
+        pids: dict[str, int] = {}
+        for node, role in ((active, "active"), (other(active), "standby")):
+            for name, pid in self.cluster.daemon_pids(node).items():
+                pids[f"{name} ({role})"] = pid
+        pids.update(self.cluster.witness_pids())
+        window = measure(pids, seconds)
+        return {
+            "seconds": seconds,
+            "processes": {name: u.as_dict() for name, u in window.usage.items()},
+            "machine_cpu_percent": round(window.machine_cpu_percent, 1),
+            "loadavg": window.loadavg,
+        }
+
+
+@contextlib.contextmanager
+def running(cluster: Cluster) -> Iterator[Cluster]:
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        with contextlib.suppress(LabError, OSError):
+            cluster.close()
