@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import failoverd
-from bench import fd, ka, report
+from bench import fd, ka, pyspy, report
 from bench.common import BenchError, Cluster
 from bench.procstat import loadavg
 from bench.runner import CLIENT_INTERVAL, CLIENT_TIMEOUT, CLIENTS, FAULTS, Runner, running
@@ -62,6 +62,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--checks", type=int, default=100, help="checks of the footprint run")
     p.add_argument(
+        "--py-spy",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after each footprint window, sample the failoverd processes with py-spy "
+        "for SECONDS and report where their CPU goes (pip install py-spy)",
+    )
+    p.add_argument(
         "--only",
         help=f"comma-separated subset of {', '.join((*RUNS, CHECKS))} (default: all)",
     )
@@ -88,6 +96,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.out is None:
         args.out = SMOKE_OUT if smoke else HERE
     args.grace = SMOKE_GRACE if smoke else GRACE
+    if args.py_spy and pyspy.executable() is None:
+        p.error("--py-spy needs py-spy (pip install py-spy; it is in the dev extras)")
     selected = args.only.split(",") if args.only else [*RUNS, CHECKS]
     unknown = [s for s in selected if s not in (*RUNS, CHECKS)]
     if unknown:
@@ -192,7 +202,11 @@ def measure_run(name: str, args: argparse.Namespace) -> dict[str, Any]:
             full = not cluster.trials_only
             if full:
                 log(f"{system} {profile}: idle footprint over {args.footprint_seconds:g}s")
-                _section(run, "footprint", lambda: runner.footprint(args.footprint_seconds))
+                _section(
+                    run,
+                    "footprint",
+                    lambda: runner.footprint(args.footprint_seconds, args.py_spy),
+                )
             run["failover"] = {}
             for fault in FAULTS:
                 if args.trials == 0:
@@ -261,7 +275,7 @@ def measure_checks(args: argparse.Namespace) -> dict[str, Any] | None:
             Topology(prefix=LAB_PREFIX) as lab,
             running(make_cluster("failoverd:default", lab, args.checks)) as cluster,
         ):
-            return Runner(cluster, lab, log).footprint(args.footprint_seconds)
+            return Runner(cluster, lab, log).footprint(args.footprint_seconds, args.py_spy)
     except (BenchError, LabError, OSError) as e:
         log(f"checks footprint failed: {e}")
         return None
@@ -287,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sigstop_runs": args.sigstop_runs,
             "sigstop_seconds": args.sigstop_seconds,
             "footprint_seconds": args.footprint_seconds,
+            "py_spy_seconds": args.py_spy,
             "checks": args.checks,
             "only": args.selected,
         },

@@ -254,6 +254,35 @@ def footprint_table(data: dict[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+def profile_lines(data: dict[str, Any]) -> list[str]:
+    """py-spy's view of the failoverd processes, when the run was made with --py-spy."""
+    entries = [(run["profile"], run.get("footprint")) for run in data["runs"]]
+    if data.get("checks"):
+        entries.append((f"default + {data['checks_count']} tcp checks", data["checks"]))
+    lines: list[str] = []
+    for profile, fp in entries:
+        for proc, summary in ((fp or {}).get("py_spy") or {}).items():
+            if not summary["top"]:
+                continue
+            cpu = fp["processes"][proc]["cpu_percent"]
+            lines += [
+                "",
+                f"{profile}, {proc} ({cpu:.2f} % of a core; {summary['busy_samples']} busy "
+                f"samples in {fp['py_spy_seconds']:g}s):",
+                "",
+                *_table(
+                    ["function (inclusive)", "share of busy samples", "≈ % of a core"],
+                    [
+                        [f"`{r['function']}`", f"{r['share']:.0%}", f"{r['cpu_percent']:.2f}"]
+                        for r in summary["top"]
+                    ],
+                ),
+            ]
+    if lines:
+        lines = ["## Where failoverd's CPU goes (py-spy)", *lines, ""]
+    return lines
+
+
 def target_lines(data: dict[str, Any]) -> list[str]:
     return [f"- {t.mark()} {t.name}: {t.measured}" for t in targets(data)]
 
@@ -283,6 +312,7 @@ def markdown(data: dict[str, Any], notes: str = "") -> str:
         "",
         *footprint_table(data),
         "",
+        *profile_lines(data),
         "## Targets",
         "",
         *target_lines(data),

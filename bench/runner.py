@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import pyspy
 from bench.common import NODES, BenchError, Cluster, Loss, RoleChange, other
 from bench.procstat import measure
 from failoverd.lab.client import ClientLog, Pop3Client
@@ -217,8 +218,9 @@ class Runner:
         detail = f"the standby's daemon stopped for {seconds:g}s"
         return FalseFailovers("sigstop", detail, seconds, runs, changes)
 
-    def footprint(self, seconds: float) -> dict[str, Any]:
-        """Idle CPU and RSS of every daemon process of the system over `seconds`."""
+    def footprint(self, seconds: float, profile_seconds: float = 0.0) -> dict[str, Any]:
+        """Idle CPU and RSS of every daemon process of the system over `seconds`; then, with
+        `profile_seconds`, py-spy samples of the failoverd processes (after the window)."""
         active = self.cluster.settle(120.0)
         pids: dict[str, int] = {}
         for node, role in ((active, "active"), (other(active), "standby")):
@@ -226,12 +228,22 @@ class Runner:
                 pids[f"{name} ({role})"] = pid
         pids.update(self.cluster.witness_pids())
         window = measure(pids, seconds)
-        return {
+        result: dict[str, Any] = {
             "seconds": seconds,
             "processes": {name: u.as_dict() for name, u in window.usage.items()},
             "machine_cpu_percent": round(window.machine_cpu_percent, 1),
             "loadavg": window.loadavg,
         }
+        spied = {name: pid for name, pid in pids.items() if name.startswith("failoverd")}
+        if profile_seconds and spied:
+            out = self.lab.run_dir / "py-spy" / f"{self.cluster.system}-{self.cluster.profile}"
+            files = pyspy.record(spied, profile_seconds, out)
+            result["py_spy"] = {
+                name: pyspy.summarize(path, window.usage[name].cpu_percent)
+                for name, path in files.items()
+            }
+            result["py_spy_seconds"] = profile_seconds
+        return result
 
 
 @contextlib.contextmanager
