@@ -45,10 +45,9 @@ def test_bench_smoke_writes_results(tmp_path: Path) -> None:
             assert trial["seconds"] is not None, trial  # the other node answered at all
         assert {f["kind"] for f in run["false_failovers"]} == {"sigstop", "loss"}
         assert run["footprint"]["processes"]
-    assert {t["target"] for t in data["targets"]} >= {
-        "fast profile median ≤ 500 ms (kill)",
-        "100 checks ≤ 5 % CPU",
-    }
+    names = " / ".join(t["target"] for t in data["targets"])
+    for target in ("fast profile median ≤ 500 ms (kill)", "false failovers", "100 checks"):
+        assert target in names
     text = (tmp_path / "RESULTS.md").read_text()
     for heading in ("## Failover time", "## False failovers", "## Footprint", "## Targets"):
         assert heading in text
