@@ -3,11 +3,11 @@
 Each case builds a fresh cluster, so a failure leaves nothing behind for the
 next. Every scenario runs in witness mode (the recommended one); fence mode
 runs every scenario but the lossy link, whose 30 s the witness run already
-spends, and one known core bug (KNOWN_BROKEN); cooperative mode, which promises no safety, runs the ones where its
-failover path differs (no confirmation, a failed shutdown). The long faults
-are shortened here (30 s of loss instead of 2 minutes, 20 s of flapping
-instead of a minute); `failoverd selftest` runs them in full.
-"""
+spends, and one known core bug (KNOWN_BROKEN); cooperative mode, which
+promises no safety, runs the ones where its failover path differs (no
+confirmation, a failed shutdown). The long faults are shortened here (30 s
+of loss instead of 2 minutes, 20 s of flapping instead of a minute);
+`failoverd selftest` runs them in full."""
 
 import pytest
 
