@@ -798,7 +798,7 @@ class NodeCore:
             self._reply(req, ShutdownOutcome.CONFIRMED, f"not running the service ({self.state})")
         elif self.scripts_running is ScriptPhase.FENCE:
             # The fence cannot be called back: never confirm to the node it powers off.
-            self._reply(req, ShutdownOutcome.FAILED, f"fencing {self.p.peer} already")
+            self._reply(req, ShutdownOutcome.REFUSED, f"fencing {self.p.peer} already")
         elif (
             self.state is S.TAKING_OVER
             and self.scripts_running is not ScriptPhase.STARTUP
