@@ -10,6 +10,7 @@ import os
 import platform
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import failoverd
-from bench import fd, ka, pyspy, report
-from bench.common import BenchError, Cluster
+from bench import anatomy, fd, ka, pyspy, report
+from bench.common import Cluster
 from bench.procstat import loadavg
 from bench.runner import CLIENT_INTERVAL, CLIENT_TIMEOUT, CLIENTS, FAULTS, Runner, running
 from failoverd import __version__
@@ -33,6 +34,8 @@ RUNS = (
     "failoverd:cooperative",  # an extra: trials only
 )
 CHECKS = "checks"
+LB_1S = "lb-1s"  # the default profile's footprint with HAProxy checking /health every 1 s
+EXTRAS = (CHECKS, LB_1S)
 HERE = Path(__file__).resolve().parent
 SMOKE_OUT = Path("/tmp/failoverd-bench-smoke")
 GRACE = 5.0  # after a loss or SIGSTOP run, for decisions taken during it to show
@@ -71,7 +74,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        help=f"comma-separated subset of {', '.join((*RUNS, CHECKS))} (default: all)",
+        help=f"comma-separated subset of {', '.join((*RUNS, *EXTRAS))} (default: all)",
     )
     p.add_argument(
         "--keep-logs",
@@ -98,10 +101,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.grace = SMOKE_GRACE if smoke else GRACE
     if args.py_spy and pyspy.executable() is None:
         p.error("--py-spy needs py-spy (pip install py-spy; it is in the dev extras)")
-    selected = args.only.split(",") if args.only else [*RUNS, CHECKS]
-    unknown = [s for s in selected if s not in (*RUNS, CHECKS)]
+    selected = args.only.split(",") if args.only else [*RUNS, *EXTRAS]
+    unknown = [s for s in selected if s not in (*RUNS, *EXTRAS)]
     if unknown:
-        p.error(f"--only: unknown {', '.join(unknown)}; choose from {', '.join((*RUNS, CHECKS))}")
+        p.error(f"--only: unknown {', '.join(unknown)}; choose from {', '.join((*RUNS, *EXTRAS))}")
     args.selected = selected
     if args.trials < 0 or args.loss_seconds < 0 or args.sigstop_runs < 0:
         p.error("counts and durations must not be negative")
@@ -182,13 +185,15 @@ def make_cluster(name: str, lab: Topology, checks: int = 0) -> Cluster:
     return ka.KeepalivedCluster(lab, ka.PROFILES[profile])
 
 
+# A run that fails for any reason is logged and reported, and the bench goes on with the
+# next one: an hour-long run must not be lost to one section's surprise.
 def _section(run: dict[str, Any], key: str, fn: Callable[[], Any], into: str = "") -> None:
     """run[into][key] = fn() (or run[key]); a failure is logged and kept in run["errors"]."""
     try:
         (run[into] if into else run)[key] = fn()
-    except (BenchError, LabError, OSError) as e:
-        log(f"  {run['system']} {run['profile']} {key} failed: {e}")
-        run.setdefault("errors", []).append(f"{key}: {e}")
+    except Exception as e:
+        log(f"  {run['system']} {run['profile']} {key} failed: {e!r}")
+        run.setdefault("errors", []).append(f"{key}: {e!r}")
 
 
 def measure_run(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -196,53 +201,58 @@ def measure_run(name: str, args: argparse.Namespace) -> dict[str, Any]:
     run: dict[str, Any] = {"system": system, "profile": profile, "settings": {}}
     log(f"{system} {profile}: starting")
     try:
-        with Topology(prefix=LAB_PREFIX) as lab, running(make_cluster(name, lab)) as cluster:
-            run["settings"] = cluster.settings()
-            runner = Runner(cluster, lab, log)
-            full = not cluster.trials_only
-            if full:
-                log(f"{system} {profile}: idle footprint over {args.footprint_seconds:g}s")
-                _section(
-                    run,
-                    "footprint",
-                    lambda: runner.footprint(args.footprint_seconds, args.py_spy),
-                )
-            run["failover"] = {}
-            for fault in FAULTS:
-                if args.trials == 0:
-                    break
-                log(f"{system} {profile}: {args.trials} failover trials, fault {fault}")
-                _section(run, fault, _trials_of(runner, fault, args.trials), "failover")
-            run["false_failovers"] = []
-            if args.sigstop_runs and full:
-                log(f"{system} {profile}: {args.sigstop_runs} SIGSTOP runs")
-                _section(
-                    run,
-                    "_sigstop",
-                    lambda: runner.sigstop_runs(
-                        args.sigstop_runs, args.sigstop_seconds, args.grace
-                    ).as_dict(),
-                )
-            if args.loss_seconds and full:
-                log(f"{system} {profile}: {cluster.loss:.0%} loss for {args.loss_seconds:g}s")
-                _section(
-                    run,
-                    "_loss",
-                    lambda: runner.loss_run(args.loss_seconds, args.grace).as_dict(),
-                )
-            for key in ("_sigstop", "_loss"):
-                if key in run:
-                    run["false_failovers"].append(run.pop(key))
+        with Topology(prefix=LAB_PREFIX) as lab:
+            cluster = make_cluster(name, lab)
+            try:
+                with running(cluster):
+                    _measure(run, cluster, Runner(cluster, lab, log), args)
+            except Exception as e:
+                log(f"{system} {profile}: failed: {e!r}")
+                run.setdefault("errors", []).append(repr(e))
             if run.get("errors") or args.keep_logs:
                 keep_logs(cluster, lab, args.out / "logs" / f"{system}-{profile}")
-    except (BenchError, LabError, OSError) as e:
-        log(f"{system} {profile}: failed: {e}")
-        run.setdefault("errors", []).append(str(e))
+    except Exception as e:
+        log(f"{system} {profile}: lab failed: {e!r}")
+        run.setdefault("errors", []).append(repr(e))
     return run
+
+
+def _measure(
+    run: dict[str, Any], cluster: Cluster, runner: Runner, args: argparse.Namespace
+) -> None:
+    """Every section of one run, in order; a failed section is recorded and skipped."""
+    name = f"{cluster.system} {cluster.profile}"
+    run["settings"] = cluster.settings()
+    full = not cluster.trials_only
+    if full:
+        log(f"{name}: idle footprint over {args.footprint_seconds:g}s")
+        _section(run, "footprint", lambda: runner.footprint(args.footprint_seconds, args.py_spy))
+    run["failover"] = {}
+    for fault in FAULTS if args.trials else ():
+        log(f"{name}: {args.trials} failover trials, fault {fault}")
+        _section(run, fault, _trials_of(runner, fault, args.trials), "failover")
+    run["false_failovers"] = []
+    if args.sigstop_runs and full:
+        log(f"{name}: {args.sigstop_runs} SIGSTOP runs")
+        _section(
+            run,
+            "_sigstop",
+            lambda: runner.sigstop_runs(
+                args.sigstop_runs, args.sigstop_seconds, args.grace
+            ).as_dict(),
+        )
+    if args.loss_seconds and full:
+        log(f"{name}: {cluster.loss:.0%} loss for {args.loss_seconds:g}s")
+        _section(run, "_loss", lambda: runner.loss_run(args.loss_seconds, args.grace).as_dict())
+    for key in ("_sigstop", "_loss"):
+        if key in run:
+            run["false_failovers"].append(run.pop(key))
 
 
 def keep_logs(cluster: Cluster, lab: Topology, dest: Path) -> None:
     """Copy the cluster's configs, logs and journals (not Dovecot's runtime files or mail)."""
+    if not cluster.dir.is_dir():
+        return
     shutil.rmtree(dest, ignore_errors=True)
     ignore = shutil.ignore_patterns("run", "mail", "state", "*.sock", "secret")
     shutil.copytree(cluster.dir, dest, ignore=ignore)
@@ -267,17 +277,18 @@ def _trials_of(runner: Runner, fault: str, n: int) -> Callable[[], dict[str, Any
     return trials
 
 
-def measure_checks(args: argparse.Namespace) -> dict[str, Any] | None:
-    log(f"failoverd default with {args.checks} tcp checks: footprint over "
-        f"{args.footprint_seconds:g}s")  # fmt: skip
+def measure_footprint(
+    what: str, cluster_of: Callable[[Topology], Cluster], args: argparse.Namespace
+) -> dict[str, Any] | None:
+    """The footprint alone of a variant of the default profile."""
+    log(f"{what}: footprint over {args.footprint_seconds:g}s")
     try:
-        with (
-            Topology(prefix=LAB_PREFIX) as lab,
-            running(make_cluster("failoverd:default", lab, args.checks)) as cluster,
-        ):
-            return Runner(cluster, lab, log).footprint(args.footprint_seconds, args.py_spy)
-    except (BenchError, LabError, OSError) as e:
-        log(f"checks footprint failed: {e}")
+        with Topology(prefix=LAB_PREFIX) as lab, running(cluster_of(lab)) as cluster:
+            result = Runner(cluster, lab, log).footprint(args.footprint_seconds, args.py_spy)
+            result["settings"] = cluster.settings()
+            return result
+    except Exception as e:
+        log(f"{what} failed: {e!r}")
         return None
 
 
@@ -320,7 +331,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             data["runs"].append(measure_run(name, args))
     if CHECKS in args.selected:
         data["checks_count"] = args.checks
-        data["checks"] = measure_checks(args)
+        data["checks"] = measure_footprint(
+            f"failoverd default with {args.checks} tcp checks",
+            lambda lab: fd.FailoverdCluster(lab, fd.DEFAULT, checks=args.checks),
+            args,
+        )
+    if LB_1S in args.selected:
+        data["lb_1s"] = measure_footprint(
+            "failoverd default, HAProxy checking /health every 1 s",
+            lambda lab: fd.FailoverdCluster(lab, fd.LB_1S),
+            args,
+        )
+    try:
+        data["memory_layers"] = anatomy.layers()
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        log(f"memory layers: {e}")
     data["machine"]["loadavg_end"] = loadavg()
     data["duration_s"] = round(time.monotonic() - started, 1)
     data["targets"] = [t.as_dict() for t in report.targets(data)]

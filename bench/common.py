@@ -114,7 +114,11 @@ class Cluster(Protocol):
         """Processes of the system outside the two nodes (failoverd's witness), if any."""
 
     def role_changes(self) -> list[RoleChange]:
-        """Every role change so far, in order."""
+        """Every role change so far, in order: a node starting or stopping its service."""
+
+    def attempts(self, start: float, end: float) -> int | None:
+        """Takeovers begun in [start, end] whether or not they started anything (None: the
+        system has no such step)."""
 
     def settings(self) -> dict[str, Any]:
         """What was configured, for the report."""

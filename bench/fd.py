@@ -5,6 +5,7 @@ The profiles are the ones docs/profiles.md documents; change both together.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import signal
@@ -33,7 +34,6 @@ from failoverd.lab.node import (
     write_secret,
 )
 
-SERVING = frozenset({"taking_over", "active"})
 USER, PASSWORD = "alice", "secret"
 
 
@@ -97,6 +97,10 @@ COOPERATIVE = Profile(
     safety=SafetyMode.COOPERATIVE,
     trials_only=True,
 )
+
+# Not a profile either: the default one behind a load balancer that checks every second
+# instead of every 100 ms, for the footprint alone (what /health polling costs).
+LB_1S = dataclasses.replace(DEFAULT, name="default-lb1s", haproxy_inter="1s")
 
 PROFILES = {p.name: p for p in (DEFAULT, FAST, COOPERATIVE)}
 
@@ -332,16 +336,27 @@ class FailoverdCluster:
         return {} if pid is None else {"failoverd witness": pid}
 
     def role_changes(self) -> list[RoleChange]:
+        """A node starting its services ("starting services at epoch N") or beginning to
+        release them. A takeover abandoned before its startup scripts moves nothing: it is
+        counted by `attempts`, not here."""
         changes = []
         for node in NODES:
             for rec in self._journal(node):
-                if not rec.get("to"):
-                    continue
-                was, now = rec.get("from") in SERVING, rec["to"] in SERVING
-                if was != now:
-                    detail = f"{rec.get('from')} -> {rec['to']}: {rec.get('reason', '')}"
-                    changes.append(RoleChange(node, float(rec["clock"]), now, detail))
+                if rec["kind"] == "takeover":
+                    changes.append(RoleChange(node, float(rec["clock"]), True, rec["reason"]))
+                elif rec.get("to") == "releasing":
+                    detail = f"{rec.get('from')} -> releasing: {rec.get('reason', '')}"
+                    changes.append(RoleChange(node, float(rec["clock"]), False, detail))
         return sorted(changes, key=lambda c: c.at)
+
+    def attempts(self, start: float, end: float) -> int:
+        """Takeovers begun (standby -> taking_over) in [start, end], abandoned or not."""
+        return sum(
+            1
+            for node in NODES
+            for rec in self._journal(node)
+            if rec.get("to") == "taking_over" and start <= rec["clock"] <= end
+        )
 
     def phases(self, node: str, since: float) -> dict[str, float]:
         """When `node` passed each step of its takeover, in seconds after `since`."""

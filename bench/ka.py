@@ -12,9 +12,13 @@ failoverd's default, and the same detection time in both directions.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import shutil
 import signal
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +34,8 @@ PACKAGE = "keepalived"
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 USER, PASSWORD = "alice", "secret"
 PRIORITY = 100
+# The VRRP states; the FIFO also carries events such as MASTER_RX_LOWER_PRI, which are not.
+STATES = frozenset({"MASTER", "BACKUP", "FAULT", "STOP"})
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,58 @@ def version() -> str:
     return text[0] if text else "unknown"
 
 
+class FifoWatcher:
+    """Reads keepalived's notify FIFO in a thread: every state change, in order, with the
+    time.monotonic() it arrived (`INSTANCE "VI_1" MASTER 100`).
+
+    The watcher holds a write end open itself, so the FIFO never reports end-of-file
+    while keepalived restarts, and the thread waits in select() rather than spinning.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        os.mkfifo(path, 0o600)
+        self.path = path
+        self._read = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._write = os.open(path, os.O_WRONLY)
+        self._lines: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"fifo {path}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        pending = b""
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._read], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                data = os.read(self._read, 4096)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            now = time.monotonic()
+            *lines, pending = (pending + data).split(b"\n")
+            with self._lock:
+                for line in lines:
+                    words = line.decode(errors="replace").split()
+                    if len(words) >= 3 and words[0] == "INSTANCE" and words[2] in STATES:
+                        self._lines.append((now, words[2]))
+
+    def states(self) -> list[tuple[float, str]]:
+        with self._lock:
+            return list(self._lines)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class KeepalivedCluster:
     """keepalived with one profile in a lab: `start()`, then the `Cluster` operations."""
 
@@ -94,6 +152,7 @@ class KeepalivedCluster:
         self.vrid = 51
         self.dovecot: dict[str, DovecotInstance] = {}
         self.daemons: dict[str, LabProcess] = {}
+        self.watchers: dict[str, FifoWatcher] = {}
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -105,7 +164,7 @@ class KeepalivedCluster:
             "vrrp_pid": base / "vrrp.pid",
             "notify": base / "notify.sh",
             "check": base / "check.sh",
-            "states": base / "states.log",
+            "fifo": base / "notify.fifo",
         }
 
     def _write(self, host: Host) -> None:
@@ -115,8 +174,6 @@ class KeepalivedCluster:
             textwrap.dedent(f"""\
             #!/bin/sh
             # keepalived's notify script: $1 = INSTANCE, $2 = name, $3 = new state.
-            read -r up _ </proc/uptime
-            echo "$up $3" >>{f["states"]}
             case "$3" in
                 MASTER) exec {d.start_command()} ;;
                 BACKUP|FAULT|STOP) exec {d.stop_command()} ;;
@@ -145,6 +202,7 @@ class KeepalivedCluster:
                 vrrp_version {self.p.vrrp_version}
                 script_user root
                 enable_script_security
+                notify_fifo {f["fifo"]}
             }}
             vrrp_script chk_pop3 {{
                 script "{f["check"]}"
@@ -196,6 +254,7 @@ class KeepalivedCluster:
             )
             d.write_config()
             self.dovecot[name] = d
+            self.watchers[name] = FifoWatcher(self._files(host)["fifo"])
             self._write(host)
             self.daemons[name] = self._daemon(host)
         self.dir.chmod(0o755)
@@ -210,17 +269,8 @@ class KeepalivedCluster:
         return f" {self.vip}/" in out.stdout
 
     def states(self, node: str) -> list[tuple[float, str]]:
-        """(uptime seconds, state) per notify call, in order."""
-        try:
-            lines = self._files(self.hosts[node])["states"].read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            parts = line.split()
-            if len(parts) == 2:
-                out.append((float(parts[0]), parts[1]))
-        return out
+        """(monotonic time received, state) of each state change keepalived announced."""
+        return self.watchers[node].states()
 
     def state(self, node: str) -> str | None:
         states = self.states(node)
@@ -305,8 +355,7 @@ class KeepalivedCluster:
         return {}
 
     def role_changes(self) -> list[RoleChange]:
-        """Entering or leaving MASTER, from the notify script's log (uptime clock, i.e.
-        CLOCK_BOOTTIME, which equals time.monotonic() on a machine that never suspended)."""
+        """Entering or leaving MASTER, as keepalived wrote them to its notify FIFO."""
         changes = []
         for node in NODES:
             serving = False
@@ -318,9 +367,9 @@ class KeepalivedCluster:
         return sorted(changes, key=lambda c: c.at)
 
     def phases(self, node: str, since: float) -> dict[str, float]:
-        """When `node` became MASTER, in seconds after `since` (10 ms resolution)."""
+        """When `node` became MASTER, in seconds after `since`."""
         for at, state in self.states(node):
-            if at >= since - 0.01 and state == "MASTER":
+            if at >= since and state == "MASTER":
                 return {"master": round(at - since, 3)}
         return {}
 
@@ -335,6 +384,10 @@ class KeepalivedCluster:
             }
             for node in NODES
         }
+
+    def attempts(self, start: float, end: float) -> int | None:
+        """VRRP has no takeover short of becoming MASTER: see `role_changes`."""
+        return None
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -358,3 +411,5 @@ class KeepalivedCluster:
                 daemon.kill()
         for d in self.dovecot.values():
             d.kill()
+        for watcher in self.watchers.values():
+            watcher.close()

@@ -7,6 +7,7 @@ its footprint window (not during it: the measured figures stay py-spy-free).
 from __future__ import annotations
 
 import collections
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-RATE = 200  # samples per second
+RATE = 500  # samples per second
 # A sample whose innermost frame is one of these waits: the thread was idle.
 IDLE_LEAVES = ("select (", "wait (", "_worker (", "get (queue", "sleep (")
 # Frames every busy sample has: the interpreter's and the event loop's own.
@@ -40,7 +41,7 @@ def record(pids: Mapping[str, int], seconds: float, out: Path) -> dict[str, Path
     if spy is None:
         raise FileNotFoundError("py-spy is not installed (pip install py-spy)")
     out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / f"{name.replace(' ', '_').strip('()')}.txt" for name in pids}
+    files = {name: out / (re.sub(r"[^\w-]+", "_", name).strip("_") + ".txt") for name in pids}
     procs = []
     for name, pid in pids.items():
         argv = [

@@ -221,8 +221,29 @@ def false_failover_table(data: dict[str, Any]) -> list[str]:
                 else f"{ff['runs']} × {ff['detail']}"
             )
             dropped = "" if ff["dropped_packets"] is None else f" ({ff['dropped_packets']} dropped)"
-            rows.append([run["system"], run["profile"], what + dropped, str(ff["role_changes"])])
-    return _table(["system", "profile", "fault", "role changes"], rows)
+            tried = ff.get("takeover_attempts")
+            rows.append(
+                [
+                    run["system"],
+                    run["profile"],
+                    what + dropped,
+                    str(ff["role_changes"]),
+                    f"{ff.get('both_serving_seconds', 0.0):.3f}",
+                    "–" if tried is None else str(tried),
+                ]
+            )
+    header = [
+        "system", "profile", "fault", "role changes", "both nodes serving, s",
+        "takeovers begun (abandoned or not)",
+    ]  # fmt: skip
+    return [
+        "A role change is a node starting its service (failoverd: its startup scripts; "
+        "keepalived: entering MASTER, which adds the VIP and starts Dovecot) or beginning to "
+        "stop it. A failoverd takeover can begin and be given up before anything starts (the "
+        "witness still hears the active node): those are counted apart.",
+        "",
+        *_table(header, rows),
+    ]
 
 
 def footprint_table(data: dict[str, Any]) -> list[str]:
@@ -230,6 +251,8 @@ def footprint_table(data: dict[str, Any]) -> list[str]:
     entries = [(run["system"], run["profile"], run.get("footprint")) for run in data["runs"]]
     if data.get("checks"):
         entries.append((FAILOVERD, f"default + {data['checks_count']} tcp checks", data["checks"]))
+    if data.get("lb_1s"):
+        entries.append((FAILOVERD, "default, HAProxy checks every 1 s", data["lb_1s"]))
     for system, profile, fp in entries:
         if not fp:
             continue
@@ -279,7 +302,16 @@ def profile_lines(data: dict[str, Any]) -> list[str]:
                 ),
             ]
     if lines:
-        lines = ["## Where failoverd's CPU goes (py-spy)", *lines, ""]
+        lines = [
+            "## Where failoverd's CPU goes (py-spy)",
+            "",
+            "Sampled after the footprint window, `--nonblocking`. A sample counts as busy when "
+            "the thread is not waiting in select/a queue; a thread preempted inside a system "
+            "call (sendto waking the receiver on a busy 2-core machine) counts as busy too, so "
+            "system calls look bigger than their CPU.",
+            *lines,
+            "",
+        ]
     return lines
 
 
@@ -336,6 +368,126 @@ def bound_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _duration(text: str) -> float:
+    """Seconds from "100ms" / "1s" (the HAProxy inter of the settings)."""
+    return float(text[:-2]) / 1000 if text.endswith("ms") else float(text.rstrip("s"))
+
+
+def footprint_lines(data: dict[str, Any]) -> list[str]:
+    """What the idle figures are made of: the imports behind the RSS, the events behind the CPU."""
+    lines: list[str] = []
+    layers = data.get("memory_layers")
+    if layers:
+        rows = [
+            [str(r["layer"]), f"+{r['rss_mb']:.1f}", f"{r['total_mb']:.1f}", str(r["modules"])]
+            for r in layers
+        ]
+        lines += [
+            "A failoverd process's RSS after each layer of its imports (a fresh interpreter of "
+            "the same environment, importing what the daemon imports):",
+            "",
+            *_table(["layer", "RSS MB", "total MB", "modules"], rows),
+            "",
+        ]
+    for run in data["runs"]:
+        fp, st = run.get("footprint"), run["settings"]
+        if run["system"] != FAILOVERD or not fp or "vote_block" not in st:
+            continue
+        active = next((u for k, u in fp["processes"].items() if "(active)" in k), None)
+        if active is None:
+            continue
+        hb = float(st["heartbeat_interval"])
+        inter = _duration(st["haproxy"].split("inter ")[1].split()[0])
+        check = float(st["local_check"].split()[-1].split("/")[0])
+        events = 2 / hb + 1 / hb + 3 / hb + 1 / inter + 1 / check + 1 / hb
+        cpu_ms = active["cpu_percent"] * 10  # ms of CPU per second
+        lines.append(
+            f"- failoverd {run['profile']}, active node at idle: every second "
+            f"{2 / hb:g} heartbeats out (peer and witness), {1 / hb:g} acks out, "
+            f"{3 / hb:g} datagrams in (the peer's heartbeats, two voters' acks), "
+            f"{1 / hb:g} timer wake-ups, {1 / inter:g} `GET /health` from HAProxy "
+            f"(inter {inter * 1000:g} ms) and {1 / check:g} POP3 check: about "
+            f"{events:.0f} events for {cpu_ms:.1f} ms of CPU, "
+            f"{cpu_ms / events * 1000:.0f} µs each."
+        )
+    return lines
+
+
+def reading_lines(data: dict[str, Any]) -> list[str]:
+    """What bounds the missed targets, in words, with this run's numbers."""
+    lines: list[str] = []
+    fd_default = _results(data, FAILOVERD, "default")
+    ka_default = _results(data, KEEPALIVED, "default")
+    ka_median = _median(ka_default, "kill")
+    if fd_default is not None and "vote_block" in fd_default["settings"]:
+        st = fd_default["settings"]
+        drift, margin = st["clock_drift"], st["demote_margin"]
+        stretch = (1 + drift) / (1 - drift)
+        floor = (st["dead_time"] + margin) * stretch + margin
+        text = (
+            "- **Default profile vs keepalived's default.** In witness mode the standby may "
+            "start the service only once every vote for the old active has run out: the vote "
+            f"block, lease_time × (1 + drift)/(1 − drift) + demote_margin = "
+            f"{st['vote_block']:g}s here, counted from the old active's last renewal. The "
+            "lease must outlast the shutdown scripts (the old active, if it is only cut off, "
+            "must have stopped Dovecot before its lease ends); with a graceful Dovecot stop "
+            f"({st['shutdown']}) it is {st['lease_time']:g}s. Even an instant stop script "
+            f"would leave (dead_time + demote_margin) × {stretch:.4f} + demote_margin = "
+            f"{floor:.3f}s with the default timers"
+        )
+        if ka_median is not None:
+            text += (
+                f", more than a third of keepalived's default median ({ka_median / 3:.3f}s): "
+                "the ratio target cannot be met by the default timers in witness mode. "
+            )
+        else:
+            text += ". "
+        text += (
+            "The fast profile meets it (its stop script kills Dovecot in milliseconds, so its "
+            "lease can be short), and the cooperative extra shows the default timers without "
+            "a lease, at VRRP's safety level."
+        )
+        lines.append(text)
+    ka_runs = [r for r in data["runs"] if r["system"] == KEEPALIVED]
+    split = [
+        (r["profile"], ff["kind"], ff["role_changes"], ff.get("both_serving_seconds", 0.0))
+        for r in ka_runs
+        for ff in r.get("false_failovers", [])
+    ]
+    if split:
+        lines.append(
+            "- **What keepalived's speed costs.** VRRP moves the address on silence alone: "
+            "no lease, no third vote, no fencing. Under loss or a frozen daemon its backup "
+            "becomes MASTER while the master still runs, and both hold the VIP and run Dovecot "
+            "until the adverts get through again: "
+            + "; ".join(f"{p} {k}: {n} role changes, both serving {b:.2f}s" for p, k, n, b in split)
+            + ". failoverd's standby asks the witness first, and the active keeps its lease "
+            "through the witness while the link between the nodes is lossy."
+        )
+    if data.get("memory_layers"):
+        imports = data["memory_layers"][-1]["total_mb"]
+        lines.append(
+            f"- **RSS.** Importing what the daemon imports takes {imports:.0f} MB (table above: "
+            "the interpreter, asyncio with OpenSSL, pydantic and the config schema's models, "
+            "aiohttp for the API, prometheus_client); the daemon's own state adds little. "
+            "40 MB is out of reach without dropping aiohttp or pydantic from the running "
+            "daemon: not a bench-side fix."
+        )
+    lb = data.get("lb_1s")
+    if lb and fd_default and fd_default.get("footprint"):
+        base = max(u["cpu_percent"] for u in fd_default["footprint"]["processes"].values())
+        polled = max(u["cpu_percent"] for u in lb["processes"].values())
+        lines.append(
+            "- **Idle CPU.** It is the Python cost of each event (the per-event figures above: "
+            "HMAC and JSON of every datagram, the core's step, the status snapshot, asyncio) "
+            "times the events a node handles even when nothing happens. With HAProxy checking "
+            f"`/health` every second instead of every 100 ms the busiest node used {polled:.2f} "
+            f"% of a core instead of {base:.2f} %: aiohttp answering health checks is a good "
+            "part of it."
+        )
+    return lines
+
+
 def target_lines(data: dict[str, Any]) -> list[str]:
     return [f"- {t.mark()} {t.name}: {t.measured}" for t in targets(data)]
 
@@ -365,6 +517,8 @@ def markdown(data: dict[str, Any], notes: str = "") -> str:
         "",
         *footprint_table(data),
         "",
+        *footprint_lines(data),
+        "",
         *profile_lines(data),
         "## Targets",
         "",
@@ -373,6 +527,10 @@ def markdown(data: dict[str, Any], notes: str = "") -> str:
         "## What the failover figures are made of",
         "",
         *bound_lines(data),
+        "",
+        "## Reading the results",
+        "",
+        *reading_lines(data),
         "",
         "## Machine and versions",
         "",

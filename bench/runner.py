@@ -101,6 +101,8 @@ class FalseFailovers:
     runs: int
     changes: list[RoleChange] = field(default_factory=list)
     dropped: int | None = None
+    attempts: int | None = None  # takeovers begun, abandoned or not (failoverd)
+    both_serving: float = 0.0  # seconds during which both nodes ran the service
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -114,7 +116,24 @@ class FalseFailovers:
                 for c in self.changes
             ],
             "dropped_packets": self.dropped,
+            "takeover_attempts": self.attempts,
+            "both_serving_seconds": round(self.both_serving, 3),
         }
+
+
+def both_serving(changes: list[RoleChange], active: str, start: float, end: float) -> float:
+    """Seconds of [start, end] during which both nodes served, `active` serving at `start`."""
+    serving = {node: node == active for node in NODES}
+    since = start
+    total = 0.0
+    for change in sorted(changes, key=lambda c: c.at):
+        if all(serving.values()):
+            total += change.at - since
+        serving[change.node] = change.serving
+        since = change.at
+    if all(serving.values()):
+        total += end - since
+    return total
 
 
 class Runner:
@@ -184,7 +203,7 @@ class Runner:
     def loss_run(self, seconds: float, grace: float) -> FalseFailovers:
         """Both nodes healthy, random loss between them for `seconds`: role changes."""
         cluster = self.cluster
-        cluster.settle(120.0)
+        active = cluster.settle(120.0)
         start = time.monotonic()
         with Loss(self.lab.primary, self.lab.standby, cluster.loss) as loss:
             deadline = start + seconds
@@ -194,15 +213,22 @@ class Runner:
                 self.log(f"  {self.name} loss: {max(0.0, left - 30):.0f}s left, {n} role changes")
             dropped = loss.dropped()
         time.sleep(grace)  # a decision taken during the loss may show a little later
-        changes = self._changes(start, time.monotonic())
+        end = time.monotonic()
+        changes = self._changes(start, end)
         detail = f"{cluster.loss:.0%} loss between primary and standby, both ways"
-        return FalseFailovers("loss", detail, seconds, 1, changes, dropped)
+        return FalseFailovers(
+            "loss", detail, seconds, 1, changes, dropped, cluster.attempts(start, end),
+            both_serving(changes, active, start, end),
+        )  # fmt: skip
 
     def sigstop_runs(self, runs: int, seconds: float, grace: float) -> FalseFailovers:
         """SIGSTOP every daemon process of the standby for `seconds`, then SIGCONT."""
         changes: list[RoleChange] = []
+        attempts: int | None = None
+        overlap = 0.0
         for i in range(runs):
-            standby = other(self.cluster.settle(120.0))
+            active = self.cluster.settle(120.0)
+            standby = other(active)
             start = time.monotonic()
             pids = self.cluster.daemon_pids(standby).values()
             stopped = [self.faults.sigstop(pid) for pid in pids]
@@ -212,11 +238,16 @@ class Runner:
                 for fault in stopped:
                     self.faults.heal(fault)
             time.sleep(grace)
-            found = self._changes(start, time.monotonic())
+            end = time.monotonic()
+            found = self._changes(start, end)
             changes += found
+            overlap += both_serving(found, active, start, end)
+            tried = self.cluster.attempts(start, end)
+            if tried is not None:
+                attempts = (attempts or 0) + tried
             self.log(f"  {self.name} SIGSTOP #{i + 1}/{runs}: {len(found)} role changes")
         detail = f"the standby's daemon stopped for {seconds:g}s"
-        return FalseFailovers("sigstop", detail, seconds, runs, changes)
+        return FalseFailovers("sigstop", detail, seconds, runs, changes, None, attempts, overlap)
 
     def footprint(self, seconds: float, profile_seconds: float = 0.0) -> dict[str, Any]:
         """Idle CPU and RSS of every daemon process of the system over `seconds`; then, with
@@ -236,7 +267,7 @@ class Runner:
         }
         spied = {name: pid for name, pid in pids.items() if name.startswith("failoverd")}
         if profile_seconds and spied:
-            out = self.lab.run_dir / "py-spy" / f"{self.cluster.system}-{self.cluster.profile}"
+            out = self.cluster.dir / "py-spy"
             files = pyspy.record(spied, profile_seconds, out)
             result["py_spy"] = {
                 name: pyspy.summarize(path, window.usage[name].cpu_percent)
