@@ -32,7 +32,6 @@ DOCS = ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"
 ARCHITECTURE = DOCS / "architecture.md"
 # Written by another engineer: links to it are accepted while it does not exist yet.
-PENDING = {DOCS / "safety.md"}
 
 
 def _markdown_files() -> list[Path]:
@@ -224,21 +223,11 @@ def test_internal_links_resolve(doc: Path) -> None:
             continue
         file_part, _, anchor = target.partition("#")
         path = (doc.parent / file_part).resolve() if file_part else doc
-        if path in PENDING and not path.exists():
-            if anchor:
-                broken.append(f"{target} (anchor into a file not written yet)")
-            continue
         if not path.exists():
             broken.append(f"{target} (no such file)")
         elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
             broken.append(f"{target} (no such heading)")
     assert broken == [], f"{doc.name}: broken links"
-
-
-def test_pending_docs_are_written() -> None:
-    missing = [str(p.relative_to(ROOT)) for p in PENDING if not p.exists()]
-    if missing:
-        pytest.skip(f"not written yet (linked to already): {', '.join(missing)}")
 
 
 def test_readme_opens_with_the_two_commands() -> None:

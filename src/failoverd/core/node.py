@@ -262,7 +262,7 @@ class NodeCore:
 
     @property
     def witness_mode(self) -> bool:
-        return self.p.mode is SafetyMode.WITNESS and bool(self.p.voters)
+        return bool(self.p.voters)
 
     def serve_until(self) -> float | None:
         """Until when /health may answer 200 (None: not at all). Infinite outside witness mode.
@@ -804,7 +804,13 @@ class NodeCore:
             and self.scripts_running is not ScriptPhase.STARTUP
             and (self.takeover is None or self.takeover.phase is not Phase.STARTING_SERVICES)
         ):
-            if outranks(self.p, self.peer_hb or self.p) and not req.planned:
+            # Never heard it: it is the other node of the pair, so the preferred primary wins.
+            mine = (
+                outranks(self.p, self.peer_hb)
+                if self.peer_hb is not None
+                else self.p.preference is Preference.PRIMARY
+            )
+            if mine and not req.planned:
                 self._reply(req, ShutdownOutcome.REFUSED, "taking over myself (I have priority)")
             else:
                 self._abandon(f"{why}; it has priority: takeover abandoned")

@@ -78,12 +78,17 @@ class NodeParams:
     auto_failback: bool
     checks: tuple[CheckSpec, ...] = field(default=())
 
-    @property
-    def voters(self) -> tuple[str, ...]:
-        """Who votes on the lease in witness mode (empty in the other modes)."""
-        if self.mode is not SafetyMode.WITNESS or self.witness is None:
-            return ()
-        return tuple(sorted((self.name, self.peer, self.witness)))
+    voters: tuple[str, ...] = field(init=False)
+    """Who votes on the lease in witness mode (empty in the other modes); derived once,
+    as the core asks for it on every event."""
+
+    def __post_init__(self) -> None:
+        voters = (
+            tuple(sorted((self.name, self.peer, self.witness)))
+            if self.mode is SafetyMode.WITNESS and self.witness is not None
+            else ()
+        )
+        object.__setattr__(self, "voters", voters)
 
     def checks_of(self, scope: CheckScope) -> tuple[CheckSpec, ...]:
         return tuple(c for c in self.checks if c.scope is scope)
