@@ -11,6 +11,7 @@ import socket
 import time
 
 from failoverd import wire
+from failoverd.config.load import read_secret_file
 from failoverd.core.messages import ShutdownReply, ShutdownRequest
 from failoverd.core.types import ShutdownOutcome
 from failoverd.demo.cluster import LOOPBACK, Cluster, Node
@@ -65,7 +66,7 @@ def test_forged_replayed_and_stale_shutdown_are_rejected(make_cluster: MakeClust
     primary.wait_state("active", TIMEOUT)
     primary.wait_serving(TIMEOUT)
     epoch = primary.status()["node"]["epoch"]  # type: ignore[index]
-    secret = cluster.secret_file.read_bytes()
+    secret = read_secret_file(cluster.secret_file)
     sealer = wire.Sealer(wire.Keyring((KEY_ID, secret)), peer, boot=1)
     opener = wire.Opener(wire.Keyring((KEY_ID, secret)), {primary.name}, command_window=30)
 

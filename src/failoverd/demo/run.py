@@ -8,8 +8,6 @@ standby's decisions from its journal with their times since the kill, then
 restarts the primary and fails back.
 """
 
-import json
-import secrets
 import shutil
 import tempfile
 import time
@@ -22,9 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from failoverd.apiauth import HEADER, sign
 from failoverd.core.types import SafetyMode
-from failoverd.demo.cluster import Cluster, Node, http_json, pop3_greeting
+from failoverd.demo.cluster import Cluster, Node, pop3_greeting
 from failoverd.demo.waiting import WaitTimeout, wait_for
 
 STEP_TIMEOUT = 20.0
@@ -232,24 +229,11 @@ class Demo:
         )
 
     def request_failback(self, primary: Node) -> str:
-        """Ask for the failback with `failoverd failback` or, if the CLI lacks it, the API."""
-        from failoverd.cli.main import cli  # noqa: PLC0415 (the CLI imports this module)
-
-        if "failback" in cli.commands:
-            done = primary.cli("failback")
-            if done.returncode != 0:
-                raise DemoFailed(f"failoverd failback failed: {done.stderr or done.stdout}")
-            return f"$ failoverd failback -c {primary.plan.config}\n{done.stdout.strip()}"
-        body = json.dumps({"nonce": secrets.token_hex(8)}).encode()
-        secret = primary.config.cluster.secret_file.read_bytes()
-        header = sign(secret, "POST", "/failback", body, time.time())
-        answer = http_json(f"{primary.plan.api_url}/failback", body=body, headers={HEADER: header})
-        if not isinstance(answer, dict) or not answer.get("ok"):
-            raise DemoFailed(f"POST /failback was refused: {answer}")
-        return (
-            "`failoverd failback` is not in this build yet, so the demo signed "
-            f"POST /failback itself: {answer.get('message')}"
-        )
+        """Ask for the failback as an operator would: `failoverd failback`."""
+        done = primary.cli("failback")
+        if done.returncode != 0:
+            raise DemoFailed(f"failoverd failback failed: {done.stderr or done.stdout}")
+        return f"$ failoverd failback -c {primary.plan.config}\n{done.stdout.strip()}"
 
 
 def run_demo(console: Console, safety: SafetyMode, keep: bool) -> int:
