@@ -161,9 +161,12 @@ class Faults:
         """The machine dies: SIGKILL every process in `host`, then its link goes down.
 
         Healing brings the link back; restarting processes is the caller's job.
+        Under the lock: the lab's own iptables commands in `host` (a flap
+        running in another thread) must not be among the processes killed.
         """
-        killed = host.kill_processes()
-        host.link_down()
+        with self._lock:
+            killed = host.kill_processes()
+            host.link_down()
         detail = f"{host.name}: {len(killed)} processes killed, link down"
         return self._inject(FaultKind.KILL_HOST, detail, host.link_up)
 

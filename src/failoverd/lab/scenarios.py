@@ -20,6 +20,7 @@ the matrix (the issue's list) and `QUICK` the subset of `selftest --quick`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import signal
@@ -59,7 +60,7 @@ class ScenarioResult:
     false_failovers: int
     details: str
     longest_outage: float | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # how long the scenario took, set-up and teardown included
 
 
 class Run:
@@ -145,7 +146,7 @@ class Run:
 
     # -- the verdict ---------------------------------------------------------------------
 
-    def result(self, name: str, started: float, restored: bool) -> ScenarioResult:
+    def result(self, name: str, restored: bool) -> ScenarioResult:
         c = self.cluster
         since = self.since_fault
         journals = {n: node.journal() for n, node in c.nodes.items()}
@@ -198,7 +199,6 @@ class Run:
             false_failovers=false,
             details=details,
             longest_outage=round(outage, 2),
-            seconds=round(time.monotonic() - started, 1),
         )
 
 
@@ -440,34 +440,54 @@ def run_scenario(
 ) -> ScenarioResult:
     """Run one scenario on a cluster of its own; never raises for a failure of the cluster."""
     started = time.monotonic()
-    spec = ClusterSpec(mode=mode, hooks=scenario.hooks)
-    step("building the lab")
+    cluster = Cluster(ClusterSpec(mode=mode, hooks=scenario.hooks), run_dir=run_dir)
     try:
-        with Cluster(spec, run_dir=run_dir) as cluster:
-            step("waiting for the steady state")
-            cluster.wait_steady()
-            run = Run(cluster, long=long, step=step)
-            restored = False
-            try:
-                scenario.body(run)
-                step("healing")
-                cluster.restore()
-                restored = True
-            except (LabError, DovecotError, OSError) as e:
-                run.failures.append(f"{type(e).__name__}: {e}")
-            step("judging")
-            return run.result(scenario.name, started, restored)
+        result = _run_on(cluster, scenario, long=long, step=step)
+    finally:
+        step("tearing down")
+        try:
+            cluster.close()
+            teardown = ""
+        except LabError as e:
+            teardown = str(e)
+    if teardown:  # after a verdict: keep it, and fail it
+        result = dataclasses.replace(result, passed=False, details=f"{teardown}; {result.details}")
+    return dataclasses.replace(result, seconds=round(time.monotonic() - started, 1))
+
+
+def _run_on(
+    cluster: Cluster,
+    scenario: Scenario,
+    *,
+    long: bool,
+    step: Callable[[str], None],
+) -> ScenarioResult:
+    try:
+        step("building the lab")
+        cluster.start()
+        step("waiting for the steady state")
+        cluster.wait_steady()
     except (LabError, DovecotError, OSError) as e:
         return ScenarioResult(
             scenario.name,
-            mode,
+            cluster.mode,
             False,
             None,
             math.nan,
             0,
             f"the lab failed: {type(e).__name__}: {e}",
-            seconds=round(time.monotonic() - started, 1),
         )
+    run = Run(cluster, long=long, step=step)
+    restored = False
+    try:
+        scenario.body(run)
+        step("healing")
+        cluster.restore()
+        restored = True
+    except (LabError, DovecotError, OSError) as e:
+        run.failures.append(f"{type(e).__name__}: {e}")
+    step("judging")
+    return run.result(scenario.name, restored)
 
 
 def run_matrix(
