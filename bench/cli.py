@@ -254,7 +254,7 @@ def keep_logs(cluster: Cluster, lab: Topology, dest: Path) -> None:
     if not cluster.dir.is_dir():
         return
     shutil.rmtree(dest, ignore_errors=True)
-    ignore = shutil.ignore_patterns("run", "mail", "state", "*.sock", "secret")
+    ignore = shutil.ignore_patterns("run", "mail", "state", "*.sock", "*.fifo", "secret")
     shutil.copytree(cluster.dir, dest, ignore=ignore)
     for journal in cluster.dir.glob("*/state/journal.jsonl"):
         target = dest / journal.relative_to(cluster.dir)
