@@ -37,6 +37,10 @@ def test_the_operator_clearing_the_failed_state_lets_the_peer_take_over() -> Non
     assert c.state(PRIMARY) == "failed"
     # The operator stopped the service by hand and clears the state.
     c.feed(PRIMARY, OperatorCommand(Operation.MAINTENANCE_OFF))
+    cleared = c.now
     c.run_until(80.0)
     assert c.state(STANDBY) == "active"
     assert c.state(PRIMARY) == "standby"
+    # Released at once: no waiting for a whole vote block.
+    started = c.nodes[STANDBY].service[0].start
+    assert started - cleared < c.timing.vote_block / 2

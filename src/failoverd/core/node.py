@@ -910,7 +910,12 @@ class NodeCore:
             self._persist()
             self._decide("operator", "maintenance mode off")
             if self.state is S.FAILED:
-                self.unclean = False  # the operator vouches that the service is stopped
+                # The operator vouches that the service is stopped: release the lease at
+                # once (the next heartbeats say so) rather than let the votes run out.
+                self.unclean = False
+                self.released_epoch = max(self.released_epoch, self.epoch)
+                self.voter.release(self.p.name, self.epoch)
+                self.lease.drop()
                 self._go(S.STANDBY, "operator left maintenance: failed state cleared")
             self._emit(OperatorAnswer(True, "maintenance mode off"))
         else:
