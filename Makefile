@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 SCHEDULES ?= 2000
 SEED ?= 1
 MODE ?= all
+FIRST ?= 0
 
 .PHONY: demo test lint typecheck unit sim bench system-deps docs clean
 
@@ -34,7 +35,7 @@ test: $(STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest -q -ra
 
 sim: $(STAMP)
-	$(BIN)/python -m tests.sim --schedules $(SCHEDULES) --seed $(SEED) --mode $(MODE)
+	$(BIN)/python -m tests.sim --schedules $(SCHEDULES) --seed $(SEED) --mode $(MODE) --first $(FIRST)
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -13,13 +13,35 @@ on any violation.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
+from pathlib import Path
 
 from failoverd.core.types import SafetyMode
 from tests.sim.check import run
 from tests.sim.runner import ModeStats, Summary, run_many
 from tests.sim.schedule import MODES, generate
+
+ROOT = Path(__file__).resolve().parents[2]
+# Everything a schedule's verdict depends on: the core, the replay window the
+# simulated wire uses, and the simulator itself.
+FINGERPRINTED = ("src/failoverd/core", "src/failoverd/replay.py", "tests/sim")
+
+
+def fingerprint(root: Path = ROOT) -> str:
+    """A hash of the code that decides each verdict. Runs of disjoint `--first`
+    ranges with the same seed and fingerprint add up to one run of them all."""
+    digest = hashlib.sha256()
+    for entry in FINGERPRINTED:
+        path = root / entry
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for f in files:
+            if f.name.startswith("test_"):
+                continue
+            digest.update(f.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def _modes(text: str) -> tuple[SafetyMode, ...]:
@@ -58,7 +80,7 @@ def report(summary: Summary, *, traces: bool) -> str:
         if traces:
             lines += [f"    {line}" for line in f.trace]
     rate = summary.schedules / summary.seconds if summary.seconds else 0.0
-    lines.append(f"({summary.seconds:.1f}s, {rate:.0f} schedules/s)")
+    lines.append(f"({summary.seconds:.1f}s, {rate:.0f} schedules/s, code {fingerprint()})")
     lines.append(f"{summary.schedules} schedules, {summary.violations} violations")
     return "\n".join(lines)
 
@@ -91,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         keep_trace=args.trace_failures,
         progress=args.progress,
     )
+    last = args.first + args.schedules - 1
+    print(f"seed {args.seed}, schedules {args.first}..{last}, mode {args.mode}")
     print(report(summary, traces=args.trace_failures))
     return 1 if summary.violations else 0
 

@@ -4,6 +4,7 @@ replay exactly; and a deliberately broken rule is caught within a few thousand."
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 import failoverd.core.voter
 from failoverd.core.node import NodeCore
 from failoverd.core.types import SafetyMode
-from tests.sim.__main__ import report
+from tests.sim.__main__ import FINGERPRINTED, fingerprint, report
 from tests.sim.check import run
 from tests.sim.runner import run_many
 from tests.sim.schedule import Kind, generate
@@ -87,3 +88,22 @@ def test_a_broken_rule_is_caught_within_a_few_thousand_schedules(
     assert found is not None, f"{rule}: no violation in 3000 witness-mode schedules"
     _index, violations = found
     assert violations[0].startswith("safety: both services ran from")
+
+
+def test_the_fingerprint_covers_the_core_and_the_simulator_but_not_the_tests(
+    tmp_path: Path,
+) -> None:
+    for entry in FINGERPRINTED:
+        src = ROOT / entry
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / entry, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (tmp_path / entry).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, tmp_path / entry)
+    first = fingerprint(tmp_path)
+    assert first == fingerprint(ROOT)
+    (tmp_path / "tests/sim/test_schedules.py").write_text("# edited\n")
+    assert fingerprint(tmp_path) == first
+    node = tmp_path / "src/failoverd/core/node.py"
+    node.write_text(node.read_text() + "\n# edited\n")
+    assert fingerprint(tmp_path) != first
