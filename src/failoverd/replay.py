@@ -56,14 +56,15 @@ class ReplayWindow:
 
     def record(self, boot: int, counter: int) -> None:
         """Mark (boot, counter) as seen. Call only once the frame is fully validated."""
-        reason = self.check(boot, counter)
-        if reason is not None:
-            raise ValueError(f"recording a replayed frame: {reason}")
+        # A new boot, or a counter above the highest, is never a replay: no need to check.
         if self._boot is None or boot > self._boot:
             self._boot, self._highest, self._seen = boot, counter, 1
-        elif counter > self._highest:
+        elif boot == self._boot and counter > self._highest:
             ahead = counter - self._highest
             self._seen = 1 if ahead >= self.size else (self._seen << ahead | 1) & self._mask
             self._highest = counter
         else:
+            reason = self.check(boot, counter)
+            if reason is not None:
+                raise ValueError(f"recording a replayed frame: {reason}")
             self._seen |= 1 << (self._highest - counter)

@@ -292,12 +292,14 @@ class Cluster:
     # -- scheduling -----------------------------------------------------------
 
     def at(self, when: float, fn: Callable[..., None], *args: Any) -> None:
-        heapq.heappush(self._queue, (max(when, self.now), next(self._seq), fn, args))
+        now = self.now  # (never earlier than now; as max(when, now), without the call)
+        heapq.heappush(self._queue, (now if now > when else when, next(self._seq), fn, args))
 
     def run_until(self, until: float, stop: Callable[[], bool] | None = None) -> None:
         queue = self._queue
+        pop = heapq.heappop
         while queue and queue[0][0] <= until:
-            when, _, fn, args = heapq.heappop(queue)
+            when, _, fn, args = pop(queue)
             self.now = when
             fn(*args)
             if stop is not None and stop():
@@ -426,9 +428,12 @@ class Cluster:
             if not isinstance(event, Tick):
                 n.deferred.append(event)
             return
-        local = n.clock(self.now)
+        local = n.offset + n.rate * self.now  # n.clock(self.now), inlined
+        if local < n.last_local:
+            local = n.last_local
         if not_before is not None and local < not_before:
-            local = n.last_local = not_before
+            local = not_before
+        n.last_local = local
         carry = self._carry
         for action in core.handle(event, local):
             carry[type(action)](n, action)
@@ -530,9 +535,10 @@ class Cluster:
             return
         frame = self._frame(src)
         lo, hi = link.delay
-        self.at(self.now + rng.uniform(lo, hi), self._deliver, dst, event, frame)
+        # rng.uniform(lo, hi), inlined: the same formula, the same single draw.
+        self.at(self.now + (lo + (hi - lo) * rng.random()), self._deliver, dst, event, frame)
         if link.duplicate and rng.random() < link.duplicate:
-            self.at(self.now + rng.uniform(lo, hi), self._deliver, dst, event, frame)
+            self.at(self.now + (lo + (hi - lo) * rng.random()), self._deliver, dst, event, frame)
 
     def send_command(self, src: str, dst: str, event: Event) -> None:
         """Over TCP: needs both directions; never duplicated; loss stands for a

@@ -17,6 +17,9 @@ class Verdict:
     refusal: str = ""
 
 
+GRANTED = Verdict(True)
+
+
 class Voter:
     def __init__(self, drift: float, margin: float, booted_at: float) -> None:
         self.drift = drift
@@ -32,7 +35,8 @@ class Voter:
         return vote_block(lease_time, self.drift, self.margin)
 
     def consider(self, candidate: str, epoch: int, lease_time: float, now: float) -> Verdict:
-        quiet_until = self.booted_at + self.block(lease_time)
+        block = self.block(lease_time)
+        quiet_until = self.booted_at + block
         if now < quiet_until:
             return Verdict(
                 False, f"restarted recently: grants nothing for {quiet_until - now:.2f}s"
@@ -50,9 +54,9 @@ class Voter:
         if epoch < self.max_epoch and not renewal:
             return Verdict(False, f"epoch {epoch} is older than epoch {self.max_epoch}")
         self.holder, self.holder_epoch = candidate, epoch
-        self.until = now + self.block(lease_time)
+        self.until = now + block
         self.max_epoch = max(self.max_epoch, epoch)
-        return Verdict(True)
+        return GRANTED
 
     def release(self, candidate: str, epoch: int) -> bool:
         """The candidate has stopped its services for `epoch` and all before it.

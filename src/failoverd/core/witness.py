@@ -66,8 +66,9 @@ class WitnessCore:
                 self._holder_seen = holder
                 out.append(self._record(f"vote granted to {hb.sender} for epoch {hb.lease_epoch}"))
                 out.append(self._persist())
-        other = next(n for n in self.nodes if n != hb.sender)
-        views = tuple(v for v in (self._view(other),) if v is not None)
+        a, b = self.nodes
+        view = self._view(b if hb.sender == a else a)
+        views = () if view is None else (view,)
         out.append(
             SendAck(
                 hb.sender,
