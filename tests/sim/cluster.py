@@ -87,6 +87,10 @@ class Link:
     duplicate: float = 0.0
     up: bool = True
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.delay[0] <= self.delay[1]:
+            raise ValueError(f"a link's delay range must be 0 <= lo <= hi, not {self.delay}")
+
     def __str__(self) -> str:
         lo, hi = self.delay
         state = "up" if self.up else "CUT"
@@ -533,12 +537,14 @@ class Cluster:
         rng = self.rng
         if not link.up or (link.loss and rng.random() < link.loss):
             return
-        frame = self._frame(src)
+        args = (dst, event, self._frame(src))
         lo, hi = link.delay
-        # rng.uniform(lo, hi), inlined: the same formula, the same single draw.
-        self.at(self.now + (lo + (hi - lo) * rng.random()), self._deliver, dst, event, frame)
+        # As self.at(self.now + rng.uniform(lo, hi), ...), inlined: the same formula,
+        # the same single draw (delays are never negative: no need for max(when, now)).
+        now, queue, seq, deliver = self.now, self._queue, self._seq, self._deliver
+        heapq.heappush(queue, (now + (lo + (hi - lo) * rng.random()), next(seq), deliver, args))
         if link.duplicate and rng.random() < link.duplicate:
-            self.at(self.now + (lo + (hi - lo) * rng.random()), self._deliver, dst, event, frame)
+            heapq.heappush(queue, (now + (lo + (hi - lo) * rng.random()), next(seq), deliver, args))
 
     def send_command(self, src: str, dst: str, event: Event) -> None:
         """Over TCP: needs both directions; never duplicated; loss stands for a

@@ -45,12 +45,16 @@ class CheckSet:
         return tracker
 
     def down(self) -> tuple[CheckTracker, ...]:
-        return tuple(t for t in self.trackers.values() if t.up is False)
+        return tuple([t for t in self.trackers.values() if t.up is False])
 
     @property
     def ok(self) -> bool:
         """No check is down (unknown counts as not failing)."""
-        return not self.down()
+        # (A loop, not all() over a generator: the core asks on nearly every event.)
+        for t in self.trackers.values():  # noqa: SIM110
+            if t.up is False:
+                return False
+        return True
 
     def reset(self) -> None:
         for t in self.trackers.values():
