@@ -3,9 +3,9 @@
 Each case builds a fresh cluster, so a failure leaves nothing behind for the
 next. Every scenario runs in witness mode (the recommended one); fence mode
 runs every scenario but the lossy link, whose 30 s the witness run already
-spends, and one known core bug (KNOWN_BROKEN); cooperative mode, which
-promises no safety, runs the ones where its failover path differs (no
-confirmation, a failed shutdown). The long faults are shortened here (30 s
+spends; cooperative mode, which promises no safety, runs the ones where its
+failover path differs (no confirmation, a failed shutdown, a frozen active
+daemon that obeys late). The long faults are shortened here (30 s
 of loss instead of 2 minutes, 20 s of flapping instead of a minute);
 `failoverd selftest` runs them in full."""
 
@@ -18,24 +18,20 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 W, F, C = SafetyMode.WITNESS, SafetyMode.FENCE, SafetyMode.COOPERATIVE
 
-# Left out until the core is fixed (a 60 s wait for nothing in every CI run): in fence
-# mode the standby abandons its takeover when the woken primary's heartbeat arrives,
-# but the primary then obeys the SHUTDOWN_YOUR_SERVICE still queued for it, and both
-# are standby until the primary restarts the service. `failoverd selftest --mode
-# fence` shows it.
-KNOWN_BROKEN = {("sigstop-active", F)}
-
 CASES = [
     *((s.name, W) for s in SCENARIOS),
     *((s.name, F) for s in SCENARIOS if s.name != "lossy-link"),
-    *((name, C) for name in ("primary-killed", "shutdown-hangs", "switchover-failback")),
+    *(
+        (name, C)
+        for name in ("primary-killed", "shutdown-hangs", "sigstop-active", "switchover-failback")
+    ),
 ]
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     ("name", "mode"),
-    [pytest.param(n, m, id=f"{m.value}-{n}") for n, m in CASES if (n, m) not in KNOWN_BROKEN],
+    [pytest.param(n, m, id=f"{m.value}-{n}") for n, m in CASES],
 )
 def test_scenario(name: str, mode: SafetyMode) -> None:
     result = run_scenario(BY_NAME[name], mode)

@@ -656,6 +656,22 @@ class NodeCore:
         self.lease.drop()
         self._go(S.STANDBY, reason)
 
+    def _peer_may_obey(self, to: Takeover) -> bool:
+        """Whether the peer obeyed our SHUTDOWN_YOUR_SERVICE, or still may.
+
+        Then a heartbeat saying it is active and healthy does not end the
+        takeover: it may predate the request. A daemon frozen with the request
+        queued sends its old heartbeat first when it wakes, then obeys; giving up
+        on that heartbeat would leave both nodes standby. The takeover waits for
+        the answer, up to shutdown_timeout, and goes on by the mode's rules.
+        A request that reached no address (UNREACHABLE), or that is unanswered
+        after shutdown_timeout while the peer is heard healthy, is taken as not
+        delivered: then the peer's health decides, as before the request.
+        """
+        if to.request_id is None or to.outcome is ShutdownOutcome.UNREACHABLE:
+            return False
+        return to.outcome is not None or self._now < to.deadline
+
     def _advance_takeover(self) -> None:
         to = self.takeover
         assert to is not None
@@ -678,8 +694,18 @@ class NodeCore:
                 return
         elif not to.fencing and not to.fenced and self._peer_is_fine():
             # (A fenced peer is off, whatever its last heartbeat said.)
-            self._abandon(f"{self.p.peer} is active and healthy after all: takeover abandoned")
-            return
+            if not self._peer_may_obey(to):
+                self._abandon(f"{self.p.peer} is active and healthy after all: takeover abandoned")
+                return
+            again = f"{self.p.peer} is heard active and healthy again"
+            self._hold(
+                f"may-obey:{to.outcome}",
+                f"{again}, but it may still obey SHUTDOWN_YOUR_SERVICE (the heartbeat may "
+                f"predate the request): waiting for its answer, shutdown_timeout "
+                f"{self.t.shutdown_timeout:g}s"
+                if to.outcome is None
+                else f"{again}, but it answered {to.outcome.value}: the heartbeat predates it",
+            )
         if self.maintenance:
             self._abandon("maintenance mode: takeover abandoned")
             return
