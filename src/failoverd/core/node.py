@@ -134,6 +134,9 @@ class NodeStatus:
     last_transition: str
 
 
+_NEVER = float("inf")
+
+
 def outranks(a: Heartbeat | NodeParams, b: Heartbeat | NodeParams) -> bool:
     """Whether `a` wins a tie against `b`: the preferred primary, then the lower name."""
     name_a = a.sender if isinstance(a, Heartbeat) else a.name
@@ -220,27 +223,45 @@ class NodeCore:
             case OperatorCommand(op):
                 self._on_operator(op)
         self._evaluate()
-        self._maybe_heartbeat()
+        if self._now >= self._next_heartbeat:  # (most events come between heartbeats)
+            self._maybe_heartbeat()
         return self._out
 
     def next_wakeup(self) -> float:
-        times = [self._next_heartbeat]
-        if self.state is S.STARTING:
-            times.append(self.started_at + self.t.init_dead)
-        if self.state is S.STANDBY and self.peer_heard_at is not None:
-            times.append(self.peer_heard_at + self.t.dead_time)
-        if self.state is S.STANDBY:
-            times.append(self._retry_at)
-        if self.takeover is not None:
-            times.append(self.takeover.deadline)
-            if self.takeover.next_fence_at:
-                times.append(self.takeover.next_fence_at)
-        demote_at = self.demote_at()
-        if demote_at is not None:
-            times.append(demote_at)
-        # Deadlines already past were acted on in the call that just returned;
-        # the next heartbeat is always in the future.
-        return min(t for t in times if t > self._now)
+        # The earliest deadline still ahead. Deadlines already past were acted on in
+        # the call that just returned; the next heartbeat is always in the future.
+        # (Called after every event: written out rather than as min() over a list.)
+        now, state = self._now, self.state
+        wake = _NEVER
+        t = self._next_heartbeat
+        if now < t:
+            wake = t
+        if state is S.STARTING:
+            t = self.started_at + self.t.init_dead
+            if now < t < wake:
+                wake = t
+        elif state is S.STANDBY:
+            if self.peer_heard_at is not None:
+                t = self.peer_heard_at + self.t.dead_time
+                if now < t < wake:
+                    wake = t
+            t = self._retry_at
+            if now < t < wake:
+                wake = t
+        to = self.takeover
+        if to is not None:
+            t = to.deadline
+            if now < t < wake:
+                wake = t
+            t = to.next_fence_at
+            if t and now < t < wake:
+                wake = t
+        t_demote = self.demote_at()
+        if t_demote is not None and now < t_demote < wake:
+            wake = t_demote
+        if wake == _NEVER:
+            raise ValueError(f"no deadline after {now}")
+        return wake
 
     def reconfigure(self, params: NodeParams) -> None:
         """Take new timers, checks and budgets (SIGHUP); names and the mode stay as they are."""
@@ -280,11 +301,13 @@ class NodeCore:
 
     def demote_at(self) -> float | None:
         """When the holder must begin its shutdown so that it ends before the lease does."""
-        if not self.witness_mode or self.state not in (S.ACTIVE, S.TAKING_OVER):
+        state = self.state
+        if state is S.TAKING_OVER:
+            if self.takeover is None or self.takeover.phase is not Phase.STARTING_SERVICES:
+                return None
+        elif state is not S.ACTIVE:
             return None
-        if self.state is S.TAKING_OVER and (
-            self.takeover is None or self.takeover.phase is not Phase.STARTING_SERVICES
-        ):
+        if not self.p.voters:  # not in witness mode
             return None
         end = self.lease.valid_until()
         if end is None:
