@@ -258,8 +258,18 @@ class KeepalivedCluster:
             self._write(host)
             self.daemons[name] = self._daemon(host)
         self.dir.chmod(0o755)
-        for daemon in self.daemons.values():
-            daemon.start()
+        # One after the other, as a cluster comes up in practice. Started together, both
+        # time out waiting for adverts at the same instant and become MASTER; the one
+        # with the lower address then yields, and its notify scripts (MASTER, BACKUP),
+        # which keepalived does not serialise, can race and leave its Dovecot running.
+        first, second = NODES
+        self.daemons[first].start()
+        wait_until(
+            lambda: self.state(first) == "MASTER" and self.holds_vip(first),
+            self.master_down + 30.0,
+            f"keepalived: {first} MASTER with the VIP",
+        )
+        self.daemons[second].start()
         self.settle(60.0)
 
     # -- state -------------------------------------------------------------------------
