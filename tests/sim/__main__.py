@@ -2,7 +2,9 @@
 
     python -m tests.sim --schedules N --seed S --mode witness|fence|cooperative|all
                         [--workers K] [--first I] [--trace-failures] [--progress]
+                        [--ledger FILE]
     python -m tests.sim --seed S --mode M --replay INDEX     (one schedule, its trace)
+    python -m tests.sim --ledger-summary FILE           (what a ledger's runs cover)
 
 Prints one line per mode (schedule kinds, violations, the worst liveness
 measured against its bound, the dual-active figures), the failing schedules
@@ -13,35 +15,15 @@ on any violation.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from pathlib import Path
 
 from failoverd.core.types import SafetyMode
+from tests.sim import ledger
 from tests.sim.check import run
 from tests.sim.runner import ModeStats, Summary, run_many
 from tests.sim.schedule import MODES, generate
-
-ROOT = Path(__file__).resolve().parents[2]
-# Everything a schedule's verdict depends on: the core, the replay window the
-# simulated wire uses, and the simulator itself.
-FINGERPRINTED = ("src/failoverd/core", "src/failoverd/replay.py", "tests/sim")
-
-
-def fingerprint(root: Path = ROOT) -> str:
-    """A hash of the code that decides each verdict. Runs of disjoint `--first`
-    ranges with the same seed and fingerprint add up to one run of them all."""
-    digest = hashlib.sha256()
-    for entry in FINGERPRINTED:
-        path = root / entry
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            if f.name.startswith("test_"):
-                continue
-            digest.update(f.relative_to(root).as_posix().encode() + b"\0")
-            digest.update(f.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
 
 
 def _modes(text: str) -> tuple[SafetyMode, ...]:
@@ -68,7 +50,7 @@ def _describe(mode: SafetyMode, s: ModeStats) -> list[str]:
     return lines
 
 
-def report(summary: Summary, *, traces: bool) -> str:
+def report(summary: Summary, *, traces: bool, code: str) -> str:
     lines: list[str] = []
     for mode in MODES:
         if mode in summary.per_mode:
@@ -80,7 +62,7 @@ def report(summary: Summary, *, traces: bool) -> str:
         if traces:
             lines += [f"    {line}" for line in f.trace]
     rate = summary.schedules / summary.seconds if summary.seconds else 0.0
-    lines.append(f"({summary.seconds:.1f}s, {rate:.0f} schedules/s, code {fingerprint()})")
+    lines.append(f"({summary.seconds:.1f}s, {rate:.0f} schedules/s, code {code})")
     lines.append(f"{summary.schedules} schedules, {summary.violations} violations")
     return "\n".join(lines)
 
@@ -95,7 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace-failures", action="store_true", help="print each failure's trace")
     ap.add_argument("--progress", action="store_true", help="print progress lines")
     ap.add_argument("--replay", type=int, metavar="INDEX", help="run one schedule, print its trace")
+    ap.add_argument("--ledger", type=Path, help="append this run (range, code, verdict) to FILE")
+    ap.add_argument(
+        "--ledger-summary",
+        type=Path,
+        metavar="FILE",
+        help="print the distinct schedules a ledger covers, per mode, seed and code; run nothing",
+    )
     args = ap.parse_args(argv)
+    if args.ledger_summary is not None:
+        try:
+            print("\n".join(ledger.summary(ledger.read(args.ledger_summary))) or "empty ledger")
+        except (OSError, ledger.LedgerError) as e:
+            ap.error(f"--ledger-summary: {e}")
+        return 0
+    if args.schedules < 1 or args.first < 0:
+        ap.error("--schedules must be at least 1 and --first at least 0")
+    code = ledger.fingerprint()  # before the run: the code it imported
     modes = _modes(args.mode)
     if args.replay is not None:
         if len(modes) != 1:
@@ -115,7 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     last = args.first + args.schedules - 1
     print(f"seed {args.seed}, schedules {args.first}..{last}, mode {args.mode}")
-    print(report(summary, traces=args.trace_failures))
+    print(report(summary, traces=args.trace_failures, code=code))
+    if args.ledger is not None:
+        entry = ledger.Entry.now(
+            seed=args.seed,
+            mode=args.mode,
+            first=args.first,
+            count=summary.schedules,
+            violations=summary.violations,
+            code=code,
+            seconds=summary.seconds,
+        )
+        ledger.append(args.ledger, entry)
     return 1 if summary.violations else 0
 
 

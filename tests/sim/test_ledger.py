@@ -1,0 +1,91 @@
+"""The ledger adds up runs of disjoint ranges, and only runs of the same code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sim.ledger import (
+    FINGERPRINTED,
+    ROOT,
+    Entry,
+    LedgerError,
+    append,
+    fingerprint,
+    read,
+    summary,
+)
+
+
+def _copy_fingerprinted(to: Path) -> None:
+    for entry in FINGERPRINTED:
+        src, dst = ROOT / entry, to / entry
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+
+
+def test_the_fingerprint_changes_with_the_core_and_the_simulator(tmp_path: Path) -> None:
+    _copy_fingerprinted(tmp_path)
+    first = fingerprint(tmp_path)
+    assert first == fingerprint(ROOT)
+    for edited in ("src/failoverd/core/node.py", "tests/sim/cluster.py"):
+        path = tmp_path / edited
+        before = path.read_text()
+        path.write_text(before + "\n# edited\n")
+        assert fingerprint(tmp_path) != first, edited
+        path.write_text(before)
+    assert fingerprint(tmp_path) == first
+
+
+def _entry(first: int, count: int, *, code: str = "c1", violations: int = 0) -> Entry:
+    return Entry.now(
+        seed=1, mode="witness", first=first, count=count, violations=violations, code=code,
+        seconds=1800.0,
+    )  # fmt: skip
+
+
+def test_ranges_of_the_same_code_add_up_and_overlaps_count_once(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    for e in (_entry(0, 100), _entry(100, 50), _entry(120, 100), _entry(500, 10)):
+        append(path, e)
+    append(path, _entry(0, 1000, code="c2", violations=2))
+    lines = summary(read(path))
+    assert lines == [
+        "witness seed 1 code c1: 230 distinct schedules (0..219, 500..509), "
+        "0 violations; runs: 4, 2.00 h",
+        "witness seed 1 code c2: 1000 distinct schedules (0..999), 2 violations; runs: 1, 0.50 h",
+    ]
+
+
+def test_a_damaged_ledger_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    append(path, _entry(0, 10))
+    with path.open("a") as f:
+        f.write(json.dumps({"seed": 1}) + "\n")
+    with pytest.raises(LedgerError, match=r"ledger.jsonl:2: not a ledger entry"):
+        read(path)
+
+
+def test_a_run_appends_its_range_and_code(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    argv = [sys.executable, "-m", "tests.sim", "--schedules", "6", "--seed", "3"]
+    argv += ["--mode", "fence", "--first", "40", "--workers", "1", "--ledger", str(path)]
+    done = subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (entry,) = read(path)
+    assert (entry.seed, entry.mode, entry.first, entry.count) == (3, "fence", 40, 6)
+    assert entry.code == fingerprint() and entry.violations == 0
+    assert f"code {entry.code}" in done.stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "tests.sim", "--ledger-summary", str(path)],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "fence seed 3 code" in shown.stdout and "6 distinct schedules (40..45)" in shown.stdout
