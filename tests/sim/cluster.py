@@ -68,6 +68,7 @@ from failoverd.core.types import (
 )
 from failoverd.core.witness import WitnessCore
 from failoverd.replay import ReplayWindow
+from failoverd.scripts import ABORTED
 
 PRIMARY, STANDBY, WITNESS = "cfg1", "cfg2", "wit"
 HOSTS = (PRIMARY, STANDBY, WITNESS)
@@ -246,9 +247,8 @@ def node_params(
 POP3_LOCAL = CheckSpec("pop3", CheckScope.LOCAL, interval=0.5, timeout=0.3, rise=1, fall=2)
 POP3_REMOTE = CheckSpec("pop3-peer", CheckScope.REMOTE, interval=0.5, timeout=0.3, rise=1, fall=3)
 
-# How long killing a cancelled script phase takes, at most, and what it reports.
+# How long killing a cancelled script phase takes, at most (it reports ABORTED).
 KILL_DELAY = 0.01
-ABORTED = "aborted"
 # The phases whose end stops the node's service.
 STOPS = (ScriptPhase.SHUTDOWN, ScriptPhase.DEMOTE)
 
