@@ -16,10 +16,22 @@ from tests.sim.cluster import (
     Cluster,
     ScriptBehaviour,
     default_timing,
+    node_params,
 )
 
-from failoverd.core.events import Operation, OperatorCommand
-from failoverd.core.types import NodeState, SafetyMode, ScriptPhase
+from failoverd.core.actions import CancelScripts, Record, ReplyShutdown, RunScripts, SendHeartbeat
+from failoverd.core.events import (
+    AckReceived,
+    HeartbeatReceived,
+    Operation,
+    OperatorCommand,
+    ScriptsFinished,
+    ShutdownRequested,
+    Tick,
+)
+from failoverd.core.messages import Ack, Heartbeat, ShutdownRequest
+from failoverd.core.node import NodeCore
+from failoverd.core.types import NodeState, Preference, SafetyMode, ScriptPhase, ShutdownOutcome
 
 # A graceful stop of 3 s; a kill of at most 0.3 s sizes the lease: 1 + 0.3 + 0.2 s.
 BUDGETS = Budgets(startup=4.0, shutdown=3.0, demote=0.3)
@@ -123,3 +135,87 @@ def test_a_startup_cancelled_for_lease_loss_is_followed_by_the_demote_scripts() 
     assert not _lines(c, STANDBY, "runs shutdown scripts")
     assert _lines(c, STANDBY, "[transition] demote scripts succeeded")
     assert not c.nodes[STANDBY].serving
+
+
+# -- one core, driven by hand -----------------------------------------------------------
+
+
+def _active_core() -> tuple[NodeCore, float]:
+    """cfg1 active at epoch 1 on a lease granted by cfg2 and the witness; returns the core
+    and when that lease ends (nothing renews it afterwards)."""
+    params = node_params(PRIMARY, Preference.PRIMARY, SafetyMode.WITNESS, TIMING, budgets=BUDGETS)
+    core = NodeCore(params, 0.0, None, "1")
+    core.handle(Tick(), 0.0)
+    standby = Heartbeat(
+        sender=STANDBY,
+        state=NodeState.STANDBY,
+        epoch=0,
+        preference=Preference.STANDBY,
+        checks_ok=True,
+        failing_checks=(),
+        maintenance=False,
+        lease_request=False,
+        lease_epoch=0,
+        lease_time=TIMING.lease_time,
+        released_epoch=0,
+        sent_at=0.1,
+    )
+    core.handle(HeartbeatReceived(standby), 0.1)
+    assert core.state is NodeState.STANDBY
+    actions = core.handle(Tick(), 0.11)  # no node active, and cfg1 is the preferred one
+    assert core.state is NodeState.TAKING_OVER
+    [request] = [a.heartbeat for a in actions if isinstance(a, SendHeartbeat)]
+    assert request.lease_request
+    for voter in (STANDBY, WITNESS):
+        ack = Ack(voter, PRIMARY, request.lease_epoch, True, "", request.sent_at, 0, ())
+        actions = core.handle(AckReceived(ack), 0.15)
+    assert [a.phase for a in actions if isinstance(a, RunScripts)] == [ScriptPhase.STARTUP]
+    core.handle(ScriptsFinished(ScriptPhase.STARTUP, True, "exit 0"), 0.2)
+    assert core.state is NodeState.ACTIVE
+    end = core.lease.valid_until()
+    assert end == request.sent_at + TIMING.lease_time
+    return core, end
+
+
+def test_a_stop_asked_for_too_late_for_a_graceful_shutdown_runs_the_demote_scripts() -> None:
+    core, end = _active_core()
+    # Past lease end - demote 0.3 - margin 0.2 - a heartbeat 0.2, before self-demotion.
+    at = end - 0.6
+    assert core.demote_at() == end - 0.5
+    request = ShutdownRequest("cfg2-1", STANDBY, 1, "cfg1 reports its own checks failing", False)
+    actions = core.handle(ShutdownRequested(request), at)
+    assert [a.phase for a in actions if isinstance(a, RunScripts)] == [ScriptPhase.DEMOTE]
+    reasons = [a.decision.reason for a in actions if isinstance(a, Record)]
+    assert (
+        "lease not renewed (lease ends in 0.60s): too late for a graceful shutdown, stopping "
+        "at once (demote scripts)" in reasons
+    )
+    assert not [a for a in actions if isinstance(a, ReplyShutdown)]
+    actions = core.handle(ScriptsFinished(ScriptPhase.DEMOTE, True, "exit 0"), at + 0.1)
+    [reply] = [a.reply for a in actions if isinstance(a, ReplyShutdown)]
+    assert (reply.request_id, reply.outcome) == ("cfg2-1", ShutdownOutcome.CONFIRMED)
+    released = next(
+        a.decision for a in actions if isinstance(a, Record) and a.decision.is_transition
+    )
+    assert (released.to_state, released.reason) == (NodeState.STANDBY, "demote scripts succeeded")
+
+
+def test_a_stop_asked_for_in_time_is_graceful_and_escalates_at_its_deadline() -> None:
+    core, end = _active_core()
+    request = ShutdownRequest("cfg2-1", STANDBY, 1, "switchover", True)
+    actions = core.handle(ShutdownRequested(request), end - 0.8)
+    assert [a.phase for a in actions if isinstance(a, RunScripts)] == [ScriptPhase.SHUTDOWN]
+    assert core.escalate_at() == end - 0.7
+    assert core.next_wakeup() <= end - 0.7
+    actions = core.handle(Tick(), end - 0.7)
+    assert [a for a in actions if isinstance(a, CancelScripts)]
+    assert core.escalate_at() is None  # once
+    # The cancelled shutdown is no answer and no end of the release.
+    actions = core.handle(ScriptsFinished(ScriptPhase.SHUTDOWN, False, "aborted"), end - 0.69)
+    assert not [a for a in actions if isinstance(a, ReplyShutdown)]
+    assert [a.phase for a in actions if isinstance(a, RunScripts)] == [ScriptPhase.DEMOTE]
+    assert core.state is NodeState.RELEASING
+    actions = core.handle(ScriptsFinished(ScriptPhase.DEMOTE, False, "exit 1"), end - 0.6)
+    [reply] = [a.reply for a in actions if isinstance(a, ReplyShutdown)]
+    assert reply.outcome is ShutdownOutcome.FAILED
+    assert core.state is NodeState.FAILED
