@@ -1,4 +1,4 @@
-"""Running the startup, shutdown and fence scripts (the seed's STARTUP_SCRIPTS / SHUTDOWN_SCRIPTS).
+"""Running the startup, shutdown, demote and fence scripts (the seed's STARTUP/SHUTDOWN_SCRIPTS).
 
 Each script runs as `/bin/sh -c COMMAND` in the scripts' working directory, in a
 process group of its own, with stdin from /dev/null and the FAILOVERD_* variables
@@ -308,8 +308,8 @@ class ScriptRunner:
     ) -> PhaseResult:
         """Run a phase's scripts in order.
 
-        startup: stops at the first failure. shutdown: runs every script (best
-        effort to stop everything), fails if any failed. fence: tries the
+        startup: stops at the first failure. shutdown and demote: run every
+        script (best effort to stop everything), fail if any failed. fence: tries the
         scripts in order until one succeeds (fencing levels), fails if none did.
         extra_env (FAILOVERD_NODE, FAILOVERD_PEER, FAILOVERD_EPOCH,
         FAILOVERD_REASON) is added to the environment; FAILOVERD_PHASE is set

@@ -6,6 +6,7 @@ off from everything must stop its service before its lease ends, after which
 the standby (which still reaches the witness) takes over.
 """
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from failoverd.config.schema import split_address
 from failoverd.core.params import vote_block
 from failoverd.core.types import SafetyMode
-from failoverd.demo.cluster import WITNESS, Cluster, NodePlan, free_ports
+from failoverd.demo.cluster import WITNESS, Cluster, NodePlan, Tweak, free_ports
 from failoverd.demo.waiting import wait_for
 from tests.integration.conftest import TIMEOUT, MakeCluster, records, start_settled
 from tests.integration.relay import Relays, relays
@@ -38,14 +39,37 @@ def _route_through(links: dict[str, tuple[int, int]]) -> Any:
     return tweak
 
 
-@pytest.fixture
-def partitioned(make_cluster: MakeCluster) -> Iterator[tuple[Cluster, Relays]]:
+def _with_demote(plan: NodePlan, data: dict[str, Any]) -> None:
+    """A slow graceful shutdown (3 s, then the stop), and the stop itself as demote script:
+    the lease is sized by the demote script's 1.5 s, not by the shutdown's 5 s."""
+    [stop] = data["scripts"]["shutdown"]
+    data["scripts"]["shutdown"] = [{"command": f"sleep 3; {stop['command']}", "timeout": "5s"}]
+    data["scripts"]["demote"] = [{"command": stop["command"], "timeout": "1500ms"}]
+
+
+def _partitioned(make_cluster: MakeCluster, *tweaks: Tweak) -> Iterator[tuple[Cluster, Relays]]:
     links: dict[str, tuple[int, int]] = {}
-    cluster = make_cluster(SafetyMode.WITNESS, tweak=_route_through(links))
+    route = _route_through(links)
+
+    def tweak(plan: NodePlan, data: dict[str, Any]) -> None:
+        for t in (route, *tweaks):
+            t(plan, data)
+
+    cluster = make_cluster(SafetyMode.WITNESS, tweak=tweak)
     with relays() as r:
         for name, (port, target) in links.items():
             r.add(name, port, target)
         yield start_settled(cluster), r
+
+
+@pytest.fixture
+def partitioned(make_cluster: MakeCluster) -> Iterator[tuple[Cluster, Relays]]:
+    yield from _partitioned(make_cluster)
+
+
+@pytest.fixture
+def partitioned_demote(make_cluster: MakeCluster) -> Iterator[tuple[Cluster, Relays]]:
+    yield from _partitioned(make_cluster, _with_demote)
 
 
 def _block(cluster: Cluster) -> float:
@@ -120,3 +144,59 @@ def test_primary_cut_off_from_everything_self_demotes_then_standby_takes_over(
     assert demoted["details"]["cause"] == "lease_lost"
     [took_over] = records(standby.journal(), "takeover", "lease for epoch")
     assert took_over.endswith(f"granted by {standby.name}, {WITNESS}")
+
+
+def test_primary_cut_off_runs_its_demote_scripts_not_its_slow_shutdown(
+    partitioned_demote: tuple[Cluster, Relays],
+) -> None:
+    cluster, r = partitioned_demote
+    primary, standby = cluster.primary, cluster.standby
+    assert primary.config.lease_time == pytest.approx(0.6 + 1.5 + 0.2)
+    with cluster.dual_watch() as watch:
+        _cut_off(r, primary.name, standby.name)
+        wait_for(
+            lambda: records(primary.journal(), "transition", "demote scripts succeeded"),
+            TIMEOUT,
+            "the isolated primary's demote scripts to finish",
+        )
+        standby.wait_state("active", TIMEOUT)
+        standby.wait_serving(TIMEOUT)
+        r.cut(*r.links, cut=False)
+        cluster.wait_settled(standby, TIMEOUT)
+    assert not watch.overlaps and watch.samples > 0
+    journal = primary.journal()
+    assert records(journal, "transition", "self-demoting so that the demote scripts end first")
+    assert not records(journal, "script", "shutdown scripts")
+
+
+def test_a_graceful_shutdown_cut_off_gives_way_to_the_demote_scripts(
+    partitioned_demote: tuple[Cluster, Relays],
+) -> None:
+    cluster, r = partitioned_demote
+    primary, standby = cluster.primary, cluster.standby
+    # The CLI follows the switchover to its end: let it, in the background, while the
+    # primary is cut off half-way through its graceful shutdown.
+    operator = threading.Thread(target=primary.cli, args=("switchover",), daemon=True)
+    with cluster.dual_watch() as watch:
+        operator.start()
+        wait_for(
+            lambda: primary.state() == "releasing",
+            TIMEOUT,
+            "the primary to begin its (3 s) graceful shutdown",
+        )
+        _cut_off(r, primary.name, standby.name)
+        wait_for(
+            lambda: records(primary.journal(), "transition", "demote scripts succeeded"),
+            TIMEOUT,
+            "the cut-off primary's demote scripts to finish",
+        )
+        standby.wait_state("active", TIMEOUT)
+        standby.wait_serving(TIMEOUT)
+        r.cut(*r.links, cut=False)
+        cluster.wait_settled(standby, TIMEOUT)
+        operator.join()
+    assert not watch.overlaps and watch.samples > 0
+    journal = primary.journal()
+    assert records(journal, "lease", "lease not renewed during a graceful shutdown")
+    assert records(journal, "script", "shutdown scripts failed: aborted")
+    assert "aborting the running script" in primary.log_text()

@@ -8,8 +8,10 @@ own clock), crashes and restarts (persisted state kept; the witness may lose its
 disk), per-host clock rates, stalls of a daemon's event loop.
 
 Services are modelled directly: a node's service runs from the first startup
-script until its last shutdown script has finished, or until its host crashes
-(a fence that succeeds powers the target off: it crashes). A service can also
+script until its last shutdown (or demote) script has finished, or until its host
+crashes (a fence that succeeds powers the target off: it crashes). A shutdown
+cancelled on the way (the lease ran low, see `NodeCore.escalate_at`) leaves the
+service running: only the demote scripts that follow stop it. A service can also
 break (its checks fail) while it keeps running, until the next startup.
 
 Times: `Cluster.now` is real (virtual) time; each host has a clock
@@ -66,6 +68,7 @@ from failoverd.core.types import (
 )
 from failoverd.core.witness import WitnessCore
 from failoverd.replay import ReplayWindow
+from failoverd.scripts import ABORTED
 
 PRIMARY, STANDBY, WITNESS = "cfg1", "cfg2", "wit"
 HOSTS = (PRIMARY, STANDBY, WITNESS)
@@ -129,11 +132,12 @@ class Interval:
 
 @dataclass
 class Budgets:
-    """The sums of the script timeouts of each phase."""
+    """The sums of the script timeouts of each phase (demote: None, no demote scripts)."""
 
     startup: float = 1.0
     shutdown: float = 1.0
     fence: float = 1.0
+    demote: float | None = None
 
 
 @dataclass
@@ -236,14 +240,17 @@ def node_params(
         fence_budget=b.fence,
         auto_failback=False,
         checks=checks,
+        demote_budget=b.demote,
     )
 
 
 POP3_LOCAL = CheckSpec("pop3", CheckScope.LOCAL, interval=0.5, timeout=0.3, rise=1, fall=2)
 POP3_REMOTE = CheckSpec("pop3-peer", CheckScope.REMOTE, interval=0.5, timeout=0.3, rise=1, fall=3)
 
-# How long killing a cancelled script phase takes, at most.
+# How long killing a cancelled script phase takes, at most (it reports ABORTED).
 KILL_DELAY = 0.01
+# The phases whose end stops the node's service.
+STOPS = (ScriptPhase.SHUTDOWN, ScriptPhase.DEMOTE)
 
 
 class Cluster:
@@ -593,7 +600,12 @@ class Cluster:
         p = n.p
         if phase is ScriptPhase.STARTUP:
             return p.startup_budget
-        return p.shutdown_budget if phase is ScriptPhase.SHUTDOWN else p.fence_budget
+        if phase is ScriptPhase.SHUTDOWN:
+            return p.shutdown_budget
+        if phase is ScriptPhase.DEMOTE:
+            assert p.demote_budget is not None, "demote scripts run without a demote budget"
+            return p.demote_budget
+        return p.fence_budget
 
     def _run_scripts(self, n: SimNode, action: RunScripts) -> None:
         phase = action.phase
@@ -619,7 +631,7 @@ class Cluster:
         token = n.running
         if token is not None:
             delay = self.rng.uniform(0, KILL_DELAY)
-            self.at(self.now + delay, self._finish_scripts, n, token, False, "aborted", n.boots)
+            self.at(self.now + delay, self._finish_scripts, n, token, False, ABORTED, n.boots)
 
     def _finish_scripts(
         self, n: SimNode, token: tuple[ScriptPhase, int], ok: bool, detail: str, boots: int
@@ -628,9 +640,12 @@ class Cluster:
             return
         phase = token[0]
         n.running = None
-        if phase is ScriptPhase.SHUTDOWN and n.serving:
-            n.service[-1].end = self.now
-            self.log(f"{n.name} service STOPS")
+        if phase in STOPS and n.serving:
+            if detail == ABORTED:
+                self.log(f"{n.name} service still runs ({phase} cancelled)")
+            else:
+                n.service[-1].end = self.now
+                self.log(f"{n.name} service STOPS")
         if phase is ScriptPhase.FENCE:
             behaviour = n.scripts.get(phase) or ScriptBehaviour()
             if ok or behaviour.powers_off:

@@ -2,13 +2,17 @@
 
 `generate(seed, index, mode)` draws everything from one `random.Random` seeded
 with the string "seed/index/mode", so a schedule is the same on every machine
-and in every process. Three kinds of schedule:
+and in every process; except for the demote scripts (witness mode: whether there
+are any, their budget and behaviour), drawn from a second one seeded with
+"seed/index/mode/demote", so that adding them left every other draw, and the
+verdicts of the schedules without them, as they were. Three kinds of schedule:
 
 - chaos: anything, to check safety: loss, duplication, reordering, delays
   within and beyond `max_network_delay`, cuts (both ways, one way, isolated
   hosts), crashes and restarts of either node and of the witness (which may
   lose its disk), clock-rate changes, daemon stalls, broken services, scripts
-  and fences that fail or hang (a failed fence may still have powered off).
+  and fences that fail or hang (a failed fence may still have powered off); with
+  demote scripts, also a node cut off while its graceful shutdown runs.
 - liveness: a clean start, then at `trigger_at` the active node's host crashes
   and stays down (or its service breaks), with everything the worst-case bound
   assumes holding from then on. See `check.py` for what is measured.
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from failoverd.core.params import CheckSpec, Timing, vote_block
+from failoverd.core.timing import check_detection
 from failoverd.core.types import CheckScope, SafetyMode, ScriptPhase
 from tests.sim.cluster import (
     HOSTS,
@@ -38,6 +43,8 @@ from tests.sim.cluster import (
 )
 
 MODES = (SafetyMode.WITNESS, SafetyMode.FENCE, SafetyMode.COOPERATIVE)
+# The phases every schedule draws behaviours for from its main generator (demote: see above).
+PHASES = (ScriptPhase.STARTUP, ScriptPhase.SHUTDOWN, ScriptPhase.FENCE)
 PAIRS = ((PRIMARY, STANDBY), (PRIMARY, WITNESS), (STANDBY, WITNESS))
 
 
@@ -175,7 +182,8 @@ class Schedule:
             f"schedule {self.name}, {self.span:.1f}s",
             "timing: "
             + ", ".join(f"{f.name} {getattr(t, f.name):g}" for f in dataclasses.fields(t)),
-            f"script budgets: startup {b.startup:g}, shutdown {b.shutdown:g}, fence {b.fence:g}",
+            f"script budgets: startup {b.startup:g}, shutdown {b.shutdown:g}, fence {b.fence:g}"
+            + ("" if b.demote is None else f", demote {b.demote:g}"),
             "checks: "
             + (
                 "; ".join(
@@ -202,19 +210,30 @@ def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
     return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
 
-def _setup(rng: random.Random) -> Setup:
-    """A configuration `check-config` accepts, around the defaults."""
+def _setup(rng: random.Random, demote_rng: random.Random | None) -> Setup:
+    """A configuration `check-config` accepts, around the defaults. `demote_rng`
+    (witness mode) decides whether there are demote scripts, and their budget."""
     h = 0.2 if rng.random() < 0.4 else _log_uniform(rng, 0.1, 1.0)
     dead_time = h * rng.uniform(2.05, 6.0)
     drift = rng.choice((0.0, 0.001, 0.01, 0.01, 0.02, 0.05))
     margin = 0.0 if rng.random() < 0.1 else rng.uniform(0.02, 0.5)
-    budgets = Budgets(
-        startup=rng.uniform(0.3, 4.0), shutdown=rng.uniform(0.3, 4.0), fence=rng.uniform(0.3, 4.0)
+    startup, shutdown, fence = (rng.uniform(0.3, 4.0) for _ in range(3))
+    demote = (
+        demote_rng.uniform(0.05, 1.0)
+        if demote_rng is not None and demote_rng.random() < 0.5
+        else None
     )
-    least_lease = budgets.shutdown + margin + 2 * h
+    auto_lease = rng.random() < 0.6
+    if demote is not None and auto_lease and dead_time <= 3 * h:
+        demote = None  # check-config refuses an auto lease too short for demote scripts
+    budgets = Budgets(startup=startup, shutdown=shutdown, fence=fence, demote=demote)
+    # As config.schema: the lease is sized by the stop it forces; with demote scripts a
+    # graceful shutdown needs one more heartbeat of it.
+    stop, beats = (shutdown, 2) if demote is None else (demote, 3)
+    least_lease = stop + margin + beats * h
     lease_time = (
-        dead_time + budgets.shutdown + margin  # "auto"
-        if rng.random() < 0.6
+        dead_time + stop + margin  # "auto"
+        if auto_lease
         else least_lease + h * rng.uniform(0.05, 4.0)
     )
     shutdown_timeout = (
@@ -297,7 +316,15 @@ def _bad_scripts(rng: random.Random, phase: ScriptPhase, budget: float) -> Scrip
 
 def _budget(setup: Setup, phase: ScriptPhase) -> float:
     b = setup.budgets
-    return {ScriptPhase.STARTUP: b.startup, ScriptPhase.SHUTDOWN: b.shutdown}.get(phase, b.fence)
+    budgets = {
+        ScriptPhase.STARTUP: b.startup,
+        ScriptPhase.SHUTDOWN: b.shutdown,
+        ScriptPhase.FENCE: b.fence,
+        ScriptPhase.DEMOTE: b.demote,
+    }
+    budget = budgets[phase]
+    assert budget is not None, f"no {phase} scripts in this schedule"
+    return budget
 
 
 def settle_time(setup: Setup) -> float:
@@ -321,18 +348,27 @@ def mode_of(index: int, modes: tuple[SafetyMode, ...]) -> SafetyMode:
 
 def generate(seed: int, index: int, mode: SafetyMode) -> Schedule:
     rng = random.Random(f"{seed}/{index}/{mode}")
+    witness = mode is SafetyMode.WITNESS
+    demote_rng = random.Random(f"{seed}/{index}/{mode}/demote") if witness else None
     roll = rng.random()
-    if mode is SafetyMode.WITNESS and roll < 0.15:
+    if witness and roll < 0.15:
         kind = Kind.STABILITY
     elif roll < 0.4:
         kind = Kind.LIVENESS
     else:
         kind = Kind.CHAOS
-    setup = _setup(rng)
+    setup = _setup(rng, demote_rng)
     t = setup.timing
-    hosts = HOSTS if mode is SafetyMode.WITNESS else NODES
+    if setup.budgets.demote is None:
+        demote_rng = None  # no demote scripts to draw behaviours for
+    hosts = HOSTS if witness else NODES
     rates = {h: _rate(rng, t.drift) for h in hosts}
-    scripts = {(n, p): _ok_scripts(rng, p, _budget(setup, p)) for n in NODES for p in ScriptPhase}
+    scripts = {(n, p): _ok_scripts(rng, p, _budget(setup, p)) for n in NODES for p in PHASES}
+    if demote_rng is not None:
+        for n in NODES:
+            scripts[(n, ScriptPhase.DEMOTE)] = _ok_scripts(
+                demote_rng, ScriptPhase.DEMOTE, _budget(setup, ScriptPhase.DEMOTE)
+            )
     links = {(a, b): _clean_link(rng, t.max_network_delay) for a in hosts for b in hosts if a != b}
     base = dict(links)
     span = rng.uniform(60.0, 120.0)
@@ -344,7 +380,9 @@ def generate(seed: int, index: int, mode: SafetyMode) -> Schedule:
             if rng.random() < 0.4:
                 links[(a, b)] = base[(a, b)] = _bad_link(rng, t.max_network_delay, beyond=False)
         for _ in range(rng.randint(1, 8)):
-            faults += _episode(rng, mode, setup, span, base, rates)
+            faults += _episode(rng, demote_rng, mode, setup, span, base, rates)
+        if demote_rng is not None and demote_rng.random() < 0.5:
+            faults += _cut_off_while_stopping(demote_rng, setup, span)
     elif kind is Kind.STABILITY:
         starts = _together(rng, setup, hosts)
         for _ in range(rng.randint(1, 6)):
@@ -409,8 +447,36 @@ def _between_nodes(
     return out
 
 
+def _cut_off_while_stopping(
+    rng: random.Random, setup: Setup, span: float
+) -> list[tuple[float, Fault]]:
+    """A node's service breaks and, about when its graceful shutdown (a slow one) has
+    begun, the node is cut off from peer and witness: the shutdown, longer than what is
+    left of the lease, must give way to the demote scripts in time (`NodeCore.escalate_at`).
+    Drawn from the demote generator, in schedules with demote scripts only."""
+    t = setup.timing
+    budget = setup.budgets.shutdown
+    node = rng.choice(NODES)
+    start = rng.uniform(0.0, span)
+    local = tuple(c for c in setup.checks if c.scope is CheckScope.LOCAL)
+    noticed = check_detection(local) + t.heartbeat_interval
+    cut = start + noticed + rng.uniform(0.0, budget / 2)
+    heal = cut + _log_uniform(rng, 1.0, 30.0)
+    peers = [h for h in HOSTS if h != node]
+    slow = ScriptBehaviour(duration=budget * rng.uniform(0.5, 0.95))
+    usual = _ok_scripts(rng, ScriptPhase.SHUTDOWN, budget)
+    return [
+        (start, SetScripts(node, ScriptPhase.SHUTDOWN, slow)),
+        (start, Break(node)),
+        *((cut, Cut(node, p, True, up=False)) for p in peers),
+        *((heal, Cut(node, p, True, up=True)) for p in peers),
+        (heal, SetScripts(node, ScriptPhase.SHUTDOWN, usual)),
+    ]
+
+
 def _episode(
     rng: random.Random,
+    demote_rng: random.Random | None,
     mode: SafetyMode,
     setup: Setup,
     span: float,
@@ -465,6 +531,8 @@ def _episode(
         if mode is SafetyMode.FENCE:
             phases.append(ScriptPhase.FENCE)
         phase = rng.choice(phases)
+        if phase is ScriptPhase.SHUTDOWN and demote_rng is not None and demote_rng.random() < 0.5:
+            phase = ScriptPhase.DEMOTE  # (the same draws from `rng` either way)
         budget = _budget(setup, phase)
         return [
             (start, SetScripts(node, phase, _bad_scripts(rng, phase, budget))),

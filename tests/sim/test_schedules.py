@@ -75,6 +75,9 @@ BROKEN: dict[str, tuple[object, str, Callable[..., object]]] = {
     "no vote block": (failoverd.core.voter, "vote_block", lambda *args: 0.0),
     # The holder never self-demotes when it cannot renew its lease.
     "no self-demotion": (NodeCore, "demote_at", lambda self: None),
+    # With demote scripts (a lease sized for them), a graceful shutdown cut off on the way
+    # runs on past the lease instead of giving way to the demote scripts.
+    "no escalation to the demote scripts": (NodeCore, "escalate_at", lambda self: None),
 }
 
 

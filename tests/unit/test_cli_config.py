@@ -116,6 +116,25 @@ def test_summary_of_a_good_file(cfgdir: Path) -> None:
     assert "WARNING" not in out
 
 
+def test_summary_shows_the_demote_scripts_and_the_lease_they_size(cfgdir: Path) -> None:
+    text = NODE.replace(
+        'timeout = "20s" }]',
+        'timeout = "20s" }]\ndemote = [{ command = "./scripts/kill.sh", timeout = "500ms" }]',
+    )
+    result = run("check-config", write(cfgdir, text))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for expected in (
+        "./scripts/kill.sh",
+        "21s (auto)",  # shutdown_timeout: still the graceful shutdown's 20s + 1s
+        "1.7s (auto)",  # lease_time: dead_time 1s + demote 500ms + demote_margin 200ms
+        "demote scripts, 700ms before the lease ends",  # demote 500ms + demote_margin 200ms
+    ):
+        assert expected in out, expected
+    without = run("check-config", write(cfgdir, NODE)).stdout
+    assert "shutdown scripts, 20.2s before the lease ends" in without
+
+
 def test_summary_prints_the_worst_case_failover_time_and_its_paths(cfgdir: Path) -> None:
     path = write(cfgdir, NODE)
     bound = worst_case(node_params(load_node_config(path)))

@@ -313,7 +313,7 @@ def test_switchover_prints_each_step_until_the_peer_is_active(
     assert done == [
         "switchover started: cfg1 hands over to cfg2",
         "following the handover to cfg2 (up to 60s):",
-        "cfg1: active → releasing: stops the service (shutdown scripts)",
+        "cfg1: active → releasing: stops the service (shutdown or demote scripts)",
         "cfg1: releasing → standby: watches its peer",
         "cfg2: standby → taking_over: takes the service over",
         "cfg2: taking_over → active: runs the service",
@@ -373,7 +373,7 @@ def test_failback_prints_the_operation_sheet_as_it_happens(
     assert done == [
         "failback started",
         "following the handover to cfg1 (up to 60s):",
-        "cfg2: active → releasing: stops the service (shutdown scripts)",
+        "cfg2: active → releasing: stops the service (shutdown or demote scripts)",
         "cfg2: releasing → standby: watches its peer",
         "cfg1: standby → taking_over: takes the service over",
         "cfg1: asks its peer to stop the service (SHUTDOWN_YOUR_SERVICE)",

@@ -443,6 +443,50 @@ def test_lease_time_is_not_checked_outside_witness_mode(cfgdir: Path) -> None:
     assert load_node_config(write(cfgdir, text), on_warning=lambda w: None).lease_time == 1.0
 
 
+# -- demote scripts ------------------------------------------------------------------
+
+WITH_DEMOTE = GOOD.replace(
+    'shutdown = ["./scripts/shutdown_1.sh"]',
+    'shutdown = ["./scripts/shutdown_1.sh"]\n'
+    'demote = [{ command = "./kill.sh", timeout = "500ms" }]',
+)
+
+
+def test_demote_scripts_not_the_shutdown_scripts_size_the_auto_lease(cfgdir: Path) -> None:
+    p = node_params(load_node_config(write(cfgdir, WITH_DEMOTE)))
+    assert p.demote_budget == 0.5
+    assert p.shutdown_budget == 10.0
+    assert p.stop_budget == 0.5
+    assert p.timing.lease_time == pytest.approx(1.0 + 0.5 + 0.2)  # dead + demote + margin
+    assert p.timing.shutdown_timeout == 11.0  # still the graceful stop's: shutdown + 1s
+    without = node_params(load_node_config(write(cfgdir, GOOD)))
+    assert (without.demote_budget, without.stop_budget) == (None, 10.0)
+
+
+def test_demote_outside_witness_mode_is_a_one_line_error_at_its_key(cfgdir: Path) -> None:
+    text = WITH_DEMOTE.replace('safety = "witness"', 'safety = "cooperative"')
+    err = error_in(cfgdir, text)
+    assert err.line == line_of(text, "demote =")
+    assert 'scripts.demote is only used with safety = "witness"' in err.message
+    assert 'remove it or set safety = "witness"' in err.message
+
+
+def test_with_demote_scripts_the_lease_must_leave_a_heartbeat_to_cancel_a_shutdown(
+    cfgdir: Path,
+) -> None:
+    text = WITH_DEMOTE.replace(
+        'heartbeat_interval = "200ms"', 'heartbeat_interval = "200ms"\nlease_time = "1.3s"'
+    )
+    err = error_in(cfgdir, text)
+    assert err.line == line_of(text, "lease_time")
+    # demote scripts 500ms + demote_margin 200ms + 3 × 200ms
+    assert "must be more than 1.3s (demote scripts 500ms" in err.message
+    assert "+ 3 × heartbeat_interval" in err.message
+    assert "graceful shutdowns would be cut short" in err.message
+    ok = text.replace('lease_time = "1.3s"', 'lease_time = "1.31s"')
+    assert load_node_config(write(cfgdir, ok)).lease_time == 1.31
+
+
 # -- warnings ----------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from tests.sim.cluster import (
     PRIMARY,
     STANDBY,
     WITNESS,
+    Budgets,
     default_timing,
     node_params,
 )
@@ -104,6 +105,8 @@ class World:
             case RunScripts(phase, epoch, reason):
                 assert self.running is None, f"{phase} while {self.running} runs"
                 assert reason.strip()
+                if phase is ScriptPhase.DEMOTE:
+                    assert self.core.p.demote_budget is not None, "demote without demote scripts"
                 if phase is ScriptPhase.STARTUP:
                     assert self.persisted_epoch == epoch, "startup before its epoch is on disk"
                 self.running = phase
@@ -228,7 +231,15 @@ def runs(draw: st.DrawFn) -> World:
     mode = draw(st.sampled_from(SafetyMode))
     name = draw(st.sampled_from((PRIMARY, STANDBY)))
     pref = Preference.PRIMARY if name == PRIMARY else Preference.STANDBY
-    params = node_params(name, pref, mode, default_timing(), checks=(POP3_LOCAL, POP3_REMOTE))
+    demote = draw(st.none() | st.just(0.3)) if mode is SafetyMode.WITNESS else None
+    params = node_params(
+        name,
+        pref,
+        mode,
+        default_timing(),
+        checks=(POP3_LOCAL, POP3_REMOTE),
+        budgets=Budgets(demote=demote),
+    )
     persisted = draw(
         st.none()
         | st.builds(

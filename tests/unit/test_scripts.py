@@ -171,17 +171,20 @@ def test_startup_stops_at_first_failure(workdir: Path) -> None:
     )
 
 
-def test_shutdown_runs_every_script_and_fails_if_any_failed(workdir: Path) -> None:
+@pytest.mark.parametrize("phase", [ScriptPhase.SHUTDOWN, ScriptPhase.DEMOTE])
+def test_a_stop_runs_every_script_and_fails_if_any_failed(
+    workdir: Path, phase: ScriptPhase
+) -> None:
     commands = ["./scripts/step.sh 1; exit 1", "./scripts/step.sh 2", "exit 4"]
 
-    result = run(make_runner(workdir), ScriptPhase.SHUTDOWN, commands)
+    result = run(make_runner(workdir), phase, commands)
 
     assert not result.ok
     assert order(workdir) == ["1", "2"]
     assert [r.exit_code for r in result.results] == [1, 0, 4]
     assert result.detail == (
-        "2 of 3 shutdown scripts failed: shutdown script 1/3 ./scripts/step.sh 1; exit 1 "
-        "failed with exit code 1; shutdown script 3/3 exit 4 failed with exit code 4"
+        f"2 of 3 {phase} scripts failed: {phase} script 1/3 ./scripts/step.sh 1; exit 1 "
+        f"failed with exit code 1; {phase} script 3/3 exit 4 failed with exit code 4"
     )
 
 
@@ -206,7 +209,7 @@ def test_fence_fails_when_no_level_succeeds(workdir: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("phase", [ScriptPhase.STARTUP, ScriptPhase.SHUTDOWN])
+@pytest.mark.parametrize("phase", [ScriptPhase.STARTUP, ScriptPhase.SHUTDOWN, ScriptPhase.DEMOTE])
 def test_empty_phase_succeeds(workdir: Path, phase: ScriptPhase) -> None:
     result = run(make_runner(workdir), phase, [])
 

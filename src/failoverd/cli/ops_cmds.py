@@ -51,7 +51,7 @@ _STATE_NOTE = {
     "standby": "watches its peer",
     "taking_over": "takes the service over",
     "active": "runs the service",
-    "releasing": "stops the service (shutdown scripts)",
+    "releasing": "stops the service (shutdown or demote scripts)",
     "failed": "its scripts failed, it needs an operator",
     "starting": "starting up",
 }

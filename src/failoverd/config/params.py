@@ -29,6 +29,7 @@ def node_params(cfg: NodeConfig) -> NodeParams:
         startup_budget=cfg.scripts.budget(ScriptPhase.STARTUP),
         shutdown_budget=cfg.scripts.budget(ScriptPhase.SHUTDOWN),
         fence_budget=cfg.scripts.budget(ScriptPhase.FENCE),
+        demote_budget=cfg.scripts.budget(ScriptPhase.DEMOTE) if cfg.scripts.demote else None,
         auto_failback=cfg.cluster.auto_failback,
         checks=tuple(
             CheckSpec(

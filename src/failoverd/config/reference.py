@@ -49,8 +49,11 @@ INTRO: dict[str, str] = {
     "scripts": "The commands that start, stop and fence the service, run in order by "
     "`/bin/sh -c`, each in its own process group, killed as a group at its timeout, with "
     "its output in the daemon's log. They get the environment variables `FAILOVERD_NODE`, "
-    "`FAILOVERD_PEER`, `FAILOVERD_EPOCH` and `FAILOVERD_REASON`. A startup phase stops at "
-    "the first failure; a shutdown phase runs every script and fails if any failed.",
+    "`FAILOVERD_PEER`, `FAILOVERD_EPOCH`, `FAILOVERD_REASON` and `FAILOVERD_PHASE`. A startup "
+    "phase stops at the first failure; a shutdown or demote phase runs every script and fails "
+    "if any failed. In witness mode, a node that cannot renew its lease runs its `demote` "
+    "scripts (if any, else its `shutdown` scripts); so does a node whose graceful shutdown "
+    "would outlast its lease (the shutdown is cancelled first).",
     "check": "One `[[check]]` table per check. A `local` check watches this "
     "node's own service: it counts while this node is active, its failures are reported to "
     "the peer in every heartbeat, and `/health` answers 503 while one is down. A `remote` "
@@ -68,7 +71,7 @@ INTRO: dict[str, str] = {
     "and not used.",
 }
 SCRIPT_ENTRY_INTRO = (
-    "An entry of `startup`, `shutdown` or `fence` is either a command string, which gets "
+    "An entry of `startup`, `shutdown`, `demote` or `fence` is either a command string, which gets "
     "`scripts.timeout`, or an inline table with a timeout of its own: "
     '`{ command = "systemctl start dovecot", timeout = "60s" }`.'
 )
@@ -107,7 +110,7 @@ address = "10.0.0.9:7890"
 # dead_time = "1s"
 # init_dead = "3s"
 # shutdown_timeout = "auto"       # sum of the shutdown scripts' timeouts + 1s
-# lease_time = "auto"             # dead_time + shutdown scripts + demote_margin
+# lease_time = "auto"             # dead_time + demote (else shutdown) scripts + demote_margin
 # clock_drift = 0.01
 # demote_margin = "200ms"
 # max_network_delay = "50ms"
@@ -126,6 +129,7 @@ shutdown = [
     "systemctl stop dovecot",
     "./scripts/umount-userdb.sh",
 ]
+# demote = []                     # witness mode: stop at once when the lease is lost
 # fence = []
 
 # This node's own POP3 service: reported to the peer and behind /health.

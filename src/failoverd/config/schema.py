@@ -133,7 +133,8 @@ class TimingSection(Strict):
     lease_time: Duration | Literal["auto"] = Field(
         default="auto",
         description="Witness mode: how long a majority's votes keep a node active without renewal. "
-        "`auto`: dead_time + the sum of shutdown timeouts + demote_margin.",
+        "`auto`: dead_time + the sum of the demote scripts' timeouts (without demote scripts: "
+        "the shutdown scripts') + demote_margin.",
     )
     clock_drift: float = Field(
         default=0.01,
@@ -201,6 +202,13 @@ class ScriptsSection(Strict):
     )
     shutdown: list[ScriptEntry] = Field(
         default_factory=list, description="Run in order to stop it (SHUTDOWN_SCRIPTS)."
+    )
+    demote: list[ScriptEntry] = Field(
+        default_factory=list,
+        description="Witness mode: run instead of `shutdown` when this node must stop because "
+        "it cannot renew its lease (it is cut off from both peer and witness, or its loop "
+        "stalled): stop the service at once (e.g. SIGKILL it). Their timeouts, not the shutdown "
+        "scripts', size lease_time. Empty: the shutdown scripts serve (as before).",
     )
     fence: list[ScriptEntry] = Field(
         default_factory=list,
@@ -354,26 +362,42 @@ class NodeConfig(Strict):
             raise FieldError(
                 ("cluster", "safety"), 'safety = "fence" needs scripts.fence (the fence command)'
             )
+        if self.scripts.demote and self.cluster.safety is not SafetyMode.WITNESS:
+            raise FieldError(
+                ("scripts", "demote"),
+                'scripts.demote is only used with safety = "witness" (it runs when the lease '
+                f'is lost), not "{self.cluster.safety}": remove it or set safety = "witness"',
+            )
         if self.cluster.safety is SafetyMode.WITNESS:
             self._check_lease()
         return self
 
     def _check_lease(self) -> None:
-        """The active node self-demotes (shutdown scripts) before its lease ends, and renews
-        it every heartbeat: a lease shorter than that would make it demote constantly."""
+        """The active node self-demotes (the stop scripts) before its lease ends, and renews
+        it every heartbeat: a lease shorter than that would make it demote constantly. With
+        demote scripts, a graceful shutdown gives way to them one heartbeat earlier still
+        (time to cancel it): one more heartbeat, or graceful shutdowns would be cut short."""
         t = self.timing
-        budget = self.scripts.budget(ScriptPhase.SHUTDOWN)
-        least = budget + t.demote_margin + 2 * t.heartbeat_interval
+        demote = bool(self.scripts.demote)
+        scripts = "demote scripts" if demote else "shutdown scripts"
+        budget = self.stop_budget
+        beats = 3 if demote else 2
+        least = budget + t.demote_margin + beats * t.heartbeat_interval
         if self.lease_time <= least:
             auto = t.lease_time == "auto"
-            given = "auto: dead_time + shutdown scripts + demote_margin = " if auto else ""
+            given = f"auto: dead_time + {scripts} + demote_margin = " if auto else ""
+            harm = (
+                "graceful shutdowns would be cut short by the demote scripts"
+                if demote
+                else "the active node would demote itself constantly"
+            )
             raise FieldError(
                 ("timing", "lease_time"),
                 f"lease_time ({given}{format_duration(self.lease_time)}) must be more than "
-                f"{format_duration(least)} (shutdown scripts {format_duration(budget)} + "
-                f"demote_margin {format_duration(t.demote_margin)} + 2 × heartbeat_interval "
-                f"{format_duration(2 * t.heartbeat_interval)}), or the active node would demote "
-                f"itself constantly: set timing.lease_time above {format_duration(least)}",
+                f"{format_duration(least)} ({scripts} {format_duration(budget)} + "
+                f"demote_margin {format_duration(t.demote_margin)} + {beats} × "
+                f"heartbeat_interval {format_duration(beats * t.heartbeat_interval)}), or {harm}: "
+                f"set timing.lease_time above {format_duration(least)}",
             )
 
     @property
@@ -382,14 +406,17 @@ class NodeConfig(Strict):
         return self.scripts.budget(ScriptPhase.SHUTDOWN) + 1.0 if t == "auto" else t
 
     @property
+    def stop_budget(self) -> float:
+        """What a stop forced by the lease costs: the demote scripts' timeouts, or without
+        them the shutdown scripts' (as `NodeParams.stop_budget`)."""
+        phase = ScriptPhase.DEMOTE if self.scripts.demote else ScriptPhase.SHUTDOWN
+        return self.scripts.budget(phase)
+
+    @property
     def lease_time(self) -> float:
         t = self.timing.lease_time
         if t == "auto":
-            return (
-                self.timing.dead_time
-                + self.scripts.budget(ScriptPhase.SHUTDOWN)
-                + self.timing.demote_margin
-            )
+            return self.timing.dead_time + self.stop_budget + self.timing.demote_margin
         return t
 
 

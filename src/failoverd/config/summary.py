@@ -138,6 +138,9 @@ def _timers(cfg: NodeConfig) -> RenderableType:
     ]
     if cfg.cluster.safety is SafetyMode.WITNESS:
         rows.append(("lease_time", _secs(cfg.lease_time) + auto(t.lease_time)))
+        scripts = "demote" if cfg.scripts.demote else "shutdown"
+        before = _secs(cfg.stop_budget + t.demote_margin)
+        rows.append(("lease not renewed", f"{scripts} scripts, {before} before the lease ends"))
     rows += [
         ("clock_drift", f"{t.clock_drift:g}"),
         (

@@ -8,7 +8,7 @@ _STATE = {
     NodeState.STANDBY: "is standby: its services are stopped",
     NodeState.TAKING_OVER: "is taking over",
     NodeState.ACTIVE: "is active: it runs the service",
-    NodeState.RELEASING: "is releasing: its shutdown scripts are running",
+    NodeState.RELEASING: "is releasing: its shutdown (or demote) scripts are running",
     NodeState.FAILED: "is failed: a script failed and nothing will be done until an operator "
     "has looked (`failoverd maintenance off` clears it)",
 }

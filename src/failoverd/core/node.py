@@ -99,6 +99,9 @@ class Release:
     then: NodeState
     cause: Cause
     pending_replies: list[str] = field(default_factory=list)
+    # The lease ran low during the graceful shutdown: it was cancelled, and the demote
+    # scripts' result, not the shutdown's, ends the release.
+    escalated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,8 @@ class NodeStatus:
 
 
 _NEVER = float("inf")
+# The phases that stop this node's service: their result ends a release.
+_STOPS = (ScriptPhase.SHUTDOWN, ScriptPhase.DEMOTE)
 
 
 def outranks(a: Heartbeat | NodeParams, b: Heartbeat | NodeParams) -> bool:
@@ -259,6 +264,10 @@ class NodeCore:
         t_demote = self.demote_at()
         if t_demote is not None and now < t_demote < wake:
             wake = t_demote
+        if state is S.RELEASING:
+            t_escalate = self.escalate_at()
+            if t_escalate is not None and now < t_escalate < wake:
+                wake = t_escalate
         if wake == _NEVER:
             raise ValueError(f"no deadline after {now}")
         return wake
@@ -312,7 +321,37 @@ class NodeCore:
         end = self.lease.valid_until()
         if end is None:
             return self._now
-        return end - self.p.shutdown_budget - self.t.demote_margin
+        return end - self.p.stop_budget - self.t.demote_margin
+
+    def escalate_at(self) -> float | None:
+        """When a graceful shutdown in progress gives way to the demote scripts (None: not
+        while none runs, or without demote scripts or a lease).
+
+        With demote scripts the lease is sized for them, not for the shutdown scripts, so
+        a graceful release (asked for by the peer, failing checks, a switchover, a higher
+        epoch) may outlast the lease if the node is cut off on the way. It keeps renewing,
+        and if it cannot, it cancels the shutdown and runs the demote scripts in time.
+        """
+        if self.state is not S.RELEASING or self.scripts_running is not ScriptPhase.SHUTDOWN:
+            return None
+        rel = self.release
+        if rel is None or rel.escalated:
+            return None
+        return self._graceful_until()
+
+    def _graceful_until(self) -> float | None:
+        """Until when a graceful shutdown may run: the demote scripts, started up to a
+        heartbeat later (cancelling the shutdown takes a moment), still end demote_margin
+        before the lease does. None: no demote scripts, or no lease known."""
+        budget = self.p.demote_budget
+        end = self.lease.valid_until()
+        if budget is None or end is None:
+            return None
+        return end - budget - self.t.demote_margin - self.t.heartbeat_interval
+
+    def _lease_left(self) -> str:
+        end = self.lease.valid_until()
+        return "no valid lease" if end is None else f"lease ends in {end - self._now:.2f}s"
 
     def peer_fresh(self) -> bool:
         return self.peer_heard_at is not None and self._now - self.peer_heard_at < self.t.dead_time
@@ -744,7 +783,7 @@ class NodeCore:
         if to.planned and to.outcome is not ShutdownOutcome.CONFIRMED:
             return
         end = self.lease.valid_until()
-        need = self.p.shutdown_budget + self.t.demote_margin + self.t.heartbeat_interval
+        need = self.p.stop_budget + self.t.demote_margin + self.t.heartbeat_interval
         if end is not None and end - self._now > need:
             voters = ", ".join(self.lease.granted_by(self._now))
             to.phase = Phase.STARTING_SERVICES
@@ -803,12 +842,32 @@ class NodeCore:
                 self._release_cause = cause
                 self._emit(CancelScripts())
             return
-        self.release = Release(reason, then, cause, [reply_to] if reply_to else [])
+        self._release(reason, then, cause, [reply_to] if reply_to else [])
+
+    def _release(self, reason: str, then: NodeState, cause: Cause, replies: list[str]) -> None:
+        self.release = Release(reason, then, cause, replies)
         self.takeover = None
         self._go(S.RELEASING, reason, cause)
-        self._run(ScriptPhase.SHUTDOWN, reason)
+        self._run(self._stop_phase(cause), reason)
 
-    def _finish_release(self, ok: bool, detail: str) -> None:
+    def _stop_phase(self, cause: Cause) -> ScriptPhase:
+        """The demote scripts when the lease forces the stop (it was not renewed, or too
+        little of it is left for a graceful shutdown); else the shutdown scripts."""
+        if self.p.demote_budget is None:
+            return ScriptPhase.SHUTDOWN
+        if cause is Cause.LEASE_LOST:
+            return ScriptPhase.DEMOTE
+        until = self._graceful_until()
+        if until is None or self._now < until:
+            return ScriptPhase.SHUTDOWN
+        self._decide(
+            "lease",
+            f"lease not renewed ({self._lease_left()}): too late for a graceful shutdown, "
+            "stopping at once (demote scripts)",
+        )
+        return ScriptPhase.DEMOTE
+
+    def _finish_release(self, phase: ScriptPhase, ok: bool, detail: str) -> None:
         rel = self.release
         assert rel is not None
         self.release = None
@@ -823,7 +882,7 @@ class NodeCore:
         for rid in rel.pending_replies:
             self._emit(ReplyShutdown(ShutdownReply(rid, self.p.name, outcome, detail)))
         target = rel.then if ok else S.FAILED
-        self._go(target, f"shutdown scripts {'succeeded' if ok else 'failed: ' + detail}")
+        self._go(target, f"{phase} scripts {'succeeded' if ok else 'failed: ' + detail}")
 
     # -- incoming commands -----------------------------------------------------
 
@@ -906,8 +965,13 @@ class NodeCore:
             return
         self.scripts_running = None
         self._decide("script", f"{phase} scripts {'succeeded' if ok else 'failed'}: {detail}")
-        if phase is ScriptPhase.SHUTDOWN and self.state is S.RELEASING:
-            self._finish_release(ok, detail)
+        if phase in _STOPS and self.state is S.RELEASING:
+            rel = self.release
+            if phase is ScriptPhase.SHUTDOWN and not ok and rel is not None and rel.escalated:
+                # Cancelled (or failed on its own): the service may still run.
+                self._run(ScriptPhase.DEMOTE, f"{rel.reason}; lease running out: stopping at once")
+            else:
+                self._finish_release(phase, ok, detail)
         elif phase is ScriptPhase.FENCE and self.takeover is not None:
             self.takeover.fencing = False
             if ok:
@@ -926,10 +990,7 @@ class NodeCore:
             reason = abort or f"startup failed ({detail}): stopping what was started"
             cause = self._release_cause or Cause.STARTUP_FAILED
             self._release_cause = None
-            self.release = Release(reason, then, cause, pending)
-            self.takeover = None
-            self._go(S.RELEASING, reason, cause)
-            self._run(ScriptPhase.SHUTDOWN, reason)
+            self._release(reason, then, cause, pending)
 
     def _on_stall(self, seconds: float) -> None:
         self._decide(
@@ -1007,6 +1068,8 @@ class NodeCore:
             self._evaluate_standby()
         elif self.state is S.TAKING_OVER and self.takeover is not None:
             self._advance_takeover()
+        elif self.state is S.RELEASING:
+            self._evaluate_releasing()
         if self.state in (S.ACTIVE, S.TAKING_OVER):
             self._evaluate_holder()
 
@@ -1063,13 +1126,31 @@ class NodeCore:
         if self.maintenance:
             self._hold("maintenance-lease", "lease not renewed, but maintenance mode: not acting")
             return
-        end = self.lease.valid_until()
-        left = "no valid lease" if end is None else f"lease ends in {end - self._now:.2f}s"
+        stop = "shutdown ends" if self.p.demote_budget is None else "the demote scripts end"
         self._begin_release(
-            f"lease not renewed ({left}): self-demoting so that shutdown ends first",
+            f"lease not renewed ({self._lease_left()}): self-demoting so that {stop} first",
             S.STANDBY,
             Cause.LEASE_LOST,
         )
+
+    def _evaluate_releasing(self) -> None:
+        escalate_at = self.escalate_at()
+        if escalate_at is None or self._now < escalate_at:
+            return
+        if self.maintenance:
+            self._hold(
+                "maintenance-escalate",
+                "lease not renewed during a graceful shutdown, but maintenance mode: not acting",
+            )
+            return
+        assert self.release is not None  # (escalate_at says so)
+        self.release.escalated = True
+        self._decide(
+            "lease",
+            f"lease not renewed during a graceful shutdown ({self._lease_left()}): stopping at "
+            "once (shutdown cancelled, demote scripts next)",
+        )
+        self._emit(CancelScripts())
 
     # -- heartbeats -------------------------------------------------------------
 

@@ -77,10 +77,15 @@ class NodeParams:
     fence_budget: float
     auto_failback: bool
     checks: tuple[CheckSpec, ...] = field(default=())
+    demote_budget: float | None = None
+    """Witness mode: the demote scripts' budget (None: no demote scripts configured)."""
 
     voters: tuple[str, ...] = field(init=False)
     """Who votes on the lease in witness mode (empty in the other modes); derived once,
     as the core asks for it on every event."""
+    stop_budget: float = field(init=False)
+    """What a stop forced by the lease costs: the demote scripts' budget, or without them
+    the shutdown scripts'. The lease is sized by it; the holder self-demotes by it."""
 
     def __post_init__(self) -> None:
         voters = (
@@ -89,6 +94,8 @@ class NodeParams:
             else ()
         )
         object.__setattr__(self, "voters", voters)
+        stop = self.shutdown_budget if self.demote_budget is None else self.demote_budget
+        object.__setattr__(self, "stop_budget", stop)
 
     def checks_of(self, scope: CheckScope) -> tuple[CheckSpec, ...]:
         return tuple(c for c in self.checks if c.scope is scope)

@@ -25,8 +25,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(S.TAKING_OVER, S.ACTIVE, "startup scripts succeeded"),
     Transition(S.TAKING_OVER, S.RELEASING, "startup failed, aborted, or told to shut down"),
     Transition(S.ACTIVE, S.RELEASING, "SHUTDOWN_YOUR_SERVICE, lease running out, higher epoch"),
-    Transition(S.RELEASING, S.STANDBY, "shutdown scripts succeeded"),
-    Transition(S.RELEASING, S.FAILED, "shutdown scripts failed, or startup had failed"),
+    Transition(S.RELEASING, S.STANDBY, "shutdown (or demote) scripts succeeded"),
+    Transition(S.RELEASING, S.FAILED, "shutdown or demote scripts failed, or startup failed"),
     Transition(S.FAILED, S.RELEASING, "SHUTDOWN_YOUR_SERVICE: the shutdown scripts run again"),
     Transition(S.FAILED, S.STANDBY, "operator: maintenance off clears the failed state"),
 )

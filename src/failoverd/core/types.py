@@ -30,8 +30,12 @@ class SafetyMode(StrEnum):
 
 
 class ScriptPhase(StrEnum):
+    """`shutdown` stops the service gracefully; `demote` (witness mode, optional) stops it
+    at once, when the node must stop because it cannot renew its lease."""
+
     STARTUP = "startup"
     SHUTDOWN = "shutdown"
+    DEMOTE = "demote"
     FENCE = "fence"
 
 

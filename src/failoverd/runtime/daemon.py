@@ -396,8 +396,10 @@ class NodeDaemon:
             self.log.warning("ignored %s over TCP from %s", type(msg).__name__, env.sender)
             return None
         try:
-            # The peer waits at most its shutdown_timeout; keep the reply a little longer.
-            wait = self.params.timing.shutdown_timeout + self.params.shutdown_budget + 5
+            # The peer waits at most its shutdown_timeout; keep the reply a little longer
+            # (a graceful shutdown cut short by the lease is followed by the demote scripts).
+            p = self.params
+            wait = p.timing.shutdown_timeout + p.shutdown_budget + (p.demote_budget or 0.0) + 5
             return await asyncio.wait_for(fut, timeout=wait)
         except TimeoutError:
             return None
