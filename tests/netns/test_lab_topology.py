@@ -18,8 +18,12 @@ from failoverd.lab.netns import OWNERS_DIR, LabUnavailable, Topology, cleanup_st
 
 # A lab in a child process that prints its namespaces and a process in `primary`,
 # then waits (bounded) for the test to signal or kill it.
+# The child starts as from a terminal: SIGINT at Python's default. A test run started
+# in the background by a non-interactive shell inherits SIGINT ignored, and the lab
+# rightly leaves an ignored signal ignored.
 CHILD = """
-import json, sys, time
+import json, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from failoverd.lab.netns import Topology
 with Topology(prefix=sys.argv[1]) as t:
     p = t.primary.popen(["sleep", "60"])
