@@ -146,23 +146,29 @@ def test_primary_cut_off_from_everything_self_demotes_then_standby_takes_over(
     assert took_over.endswith(f"granted by {standby.name}, {WITNESS}")
 
 
+def _cut_off_until_the_standby_serves(cluster: Cluster, r: Relays) -> None:
+    """Cut the primary off; its demote scripts run, the standby takes over; then heal."""
+    primary, standby = cluster.primary, cluster.standby
+    _cut_off(r, primary.name, standby.name)
+    wait_for(
+        lambda: records(primary.journal(), "transition", "demote scripts succeeded"),
+        TIMEOUT,
+        "the cut-off primary's demote scripts to finish",
+    )
+    standby.wait_state("active", TIMEOUT)
+    standby.wait_serving(TIMEOUT)
+    r.cut(*r.links, cut=False)
+    cluster.wait_settled(standby, TIMEOUT)
+
+
 def test_primary_cut_off_runs_its_demote_scripts_not_its_slow_shutdown(
     partitioned_demote: tuple[Cluster, Relays],
 ) -> None:
     cluster, r = partitioned_demote
-    primary, standby = cluster.primary, cluster.standby
+    primary = cluster.primary
     assert primary.config.lease_time == pytest.approx(0.6 + 1.5 + 0.2)
     with cluster.dual_watch() as watch:
-        _cut_off(r, primary.name, standby.name)
-        wait_for(
-            lambda: records(primary.journal(), "transition", "demote scripts succeeded"),
-            TIMEOUT,
-            "the isolated primary's demote scripts to finish",
-        )
-        standby.wait_state("active", TIMEOUT)
-        standby.wait_serving(TIMEOUT)
-        r.cut(*r.links, cut=False)
-        cluster.wait_settled(standby, TIMEOUT)
+        _cut_off_until_the_standby_serves(cluster, r)
     assert not watch.overlaps and watch.samples > 0
     journal = primary.journal()
     assert records(journal, "transition", "self-demoting so that the demote scripts end first")
@@ -173,7 +179,7 @@ def test_a_graceful_shutdown_cut_off_gives_way_to_the_demote_scripts(
     partitioned_demote: tuple[Cluster, Relays],
 ) -> None:
     cluster, r = partitioned_demote
-    primary, standby = cluster.primary, cluster.standby
+    primary = cluster.primary
     # The CLI follows the switchover to its end: let it, in the background, while the
     # primary is cut off half-way through its graceful shutdown.
     operator = threading.Thread(target=primary.cli, args=("switchover",), daemon=True)
@@ -184,16 +190,7 @@ def test_a_graceful_shutdown_cut_off_gives_way_to_the_demote_scripts(
             TIMEOUT,
             "the primary to begin its (3 s) graceful shutdown",
         )
-        _cut_off(r, primary.name, standby.name)
-        wait_for(
-            lambda: records(primary.journal(), "transition", "demote scripts succeeded"),
-            TIMEOUT,
-            "the cut-off primary's demote scripts to finish",
-        )
-        standby.wait_state("active", TIMEOUT)
-        standby.wait_serving(TIMEOUT)
-        r.cut(*r.links, cut=False)
-        cluster.wait_settled(standby, TIMEOUT)
+        _cut_off_until_the_standby_serves(cluster, r)
         operator.join()
     assert not watch.overlaps and watch.samples > 0
     journal = primary.journal()
