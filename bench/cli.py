@@ -28,6 +28,7 @@ from failoverd.lab.netns import LabError, LabUnavailable, Topology, run_command
 LAB_PREFIX = "fbench"
 RUNS = (
     "failoverd:default",
+    "failoverd:demote",  # the default profile with a demote (kill) script
     "failoverd:fast",
     "keepalived:default",
     "keepalived:fast",

@@ -50,6 +50,7 @@ class Profile:
     haproxy_inter: str = "100ms"
     check: dict[str, Any] = field(default_factory=dict)  # the local pop3 check's timers
     safety: SafetyMode = SafetyMode.WITNESS
+    demote_timeout: str | None = None  # with a demote script (the kill script), its timeout
     trials_only: bool = False  # an extra for comparison: no footprint or false-failover runs
 
     def witness_timing(self) -> dict[str, Any]:
@@ -85,6 +86,10 @@ FAST = Profile(
     check={"interval": "500ms", "timeout": "500ms", "rise": 2, "fall": 3},
 )
 
+# The default profile with a demote script (docs/profiles.md): the kill script stops Dovecot
+# when the lease cannot be renewed, so the lease covers 500 ms instead of doveadm's 5 s.
+DEMOTE = dataclasses.replace(DEFAULT, name="demote", demote_timeout="500ms")
+
 # Not a profile to run: the default timers in the seed's cooperative mode (no witness,
 # UNSAFE under a partition, as VRRP is), to show what the default profile's lease costs.
 COOPERATIVE = Profile(
@@ -102,7 +107,7 @@ COOPERATIVE = Profile(
 # instead of every 100 ms, for the footprint alone (what /health polling costs).
 LB_1S = dataclasses.replace(DEFAULT, name="default-lb1s", haproxy_inter="1s")
 
-PROFILES = {p.name: p for p in (DEFAULT, FAST, COOPERATIVE)}
+PROFILES = {p.name: p for p in (DEFAULT, DEMOTE, FAST, COOPERATIVE)}
 
 
 def kill_script(dovecot: DovecotInstance, path: Path) -> Path:
@@ -160,11 +165,14 @@ class FailoverdCluster:
 
     def _node_config(self, host: Host, secret: Path, password: Path) -> NodeConfig:
         d = self.dovecot[host.name]
-        stop = (
-            str(kill_script(d, self.dir / f"{host.name}-kill-dovecot.sh"))
-            if self.p.stop == "kill"
-            else d.stop_command()
-        )
+        kill = str(kill_script(d, self.dir / f"{host.name}-kill-dovecot.sh"))
+        stop = kill if self.p.stop == "kill" else d.stop_command()
+        scripts = {
+            "startup": [{"command": d.start_command(), "timeout": self.p.start_timeout}],
+            "shutdown": [{"command": stop, "timeout": self.p.stop_timeout}],
+        }
+        if self.p.demote_timeout is not None:
+            scripts["demote"] = [{"command": kill, "timeout": self.p.demote_timeout}]
         checks: list[dict[str, Any]] = [
             {
                 "type": "pop3",
@@ -191,10 +199,7 @@ class FailoverdCluster:
             safety=self.p.safety,
             witness=self.lab.witness if self.witness_mode else None,
             timing=self.p.timing,
-            scripts={
-                "startup": [{"command": d.start_command(), "timeout": self.p.start_timeout}],
-                "shutdown": [{"command": stop, "timeout": self.p.stop_timeout}],
-            },
+            scripts=scripts,
             checks=checks,
         )
 
@@ -421,6 +426,10 @@ class FailoverdCluster:
             "extra_checks": self.extra_checks,
             "haproxy": f"httpchk GET /health inter {self.p.haproxy_inter} fall 2 rise 1",
         }
+        if self.p.demote_timeout is not None:
+            settings["demote"] = (
+                f"SIGKILL to Dovecot's process group, timeout {self.p.demote_timeout}"
+            )
         if self.witness_mode:
             settings["lease_time"] = round(cfg.lease_time, 4)
             settings["lease_time_setting"] = t.lease_time

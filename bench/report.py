@@ -448,6 +448,25 @@ def reading_lines(data: dict[str, Any]) -> list[str]:
             "a lease, at VRRP's safety level."
         )
         lines.append(text)
+    fd_demote = _results(data, FAILOVERD, "demote")
+    if fd_demote is not None and "vote_block" in fd_demote["settings"]:
+        st = fd_demote["settings"]
+        medians = [(f, _median(fd_demote, f)) for f in ("kill", "cut")]
+        text = (
+            "- **With a demote script** (the demote run: the default timers and graceful stop, "
+            f"plus `[scripts] demote`, {st['demote']}). A node that cannot renew kills "
+            f"Dovecot instead of stopping it gracefully, so the lease covers that: "
+            f"{st['lease_time']:g}s, vote block {st['vote_block']:g}s. Medians: "
+            + ", ".join(f"{f} {m:.3f}s" for f, m in medians if m is not None)
+        )
+        ratios = [
+            f"{f} {m / ka:.2f}×"
+            for f, m in medians
+            if m is not None and (ka := _median(ka_default, f)) is not None
+        ]
+        if ratios:
+            text += f"; of keepalived's default medians: {', '.join(ratios)}"
+        lines.append(text + ".")
     ka_runs = [r for r in data["runs"] if r["system"] == KEEPALIVED]
     split = [
         (r["profile"], ff["kind"], ff["role_changes"], ff.get("both_serving_seconds", 0.0))
