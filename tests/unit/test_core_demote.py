@@ -18,6 +18,7 @@ from tests.sim.cluster import (
     default_timing,
     node_params,
 )
+from tests.unit.heartbeats import healthy_heartbeat
 
 from failoverd.core.actions import CancelScripts, Record, ReplyShutdown, RunScripts, SendHeartbeat
 from failoverd.core.events import (
@@ -29,7 +30,7 @@ from failoverd.core.events import (
     ShutdownRequested,
     Tick,
 )
-from failoverd.core.messages import Ack, Heartbeat, ShutdownRequest
+from failoverd.core.messages import Ack, ShutdownRequest
 from failoverd.core.node import NodeCore
 from failoverd.core.types import NodeState, Preference, SafetyMode, ScriptPhase, ShutdownOutcome
 
@@ -146,19 +147,8 @@ def _active_core() -> tuple[NodeCore, float]:
     params = node_params(PRIMARY, Preference.PRIMARY, SafetyMode.WITNESS, TIMING, budgets=BUDGETS)
     core = NodeCore(params, 0.0, None, "1")
     core.handle(Tick(), 0.0)
-    standby = Heartbeat(
-        sender=STANDBY,
-        state=NodeState.STANDBY,
-        epoch=0,
-        preference=Preference.STANDBY,
-        checks_ok=True,
-        failing_checks=(),
-        maintenance=False,
-        lease_request=False,
-        lease_epoch=0,
-        lease_time=TIMING.lease_time,
-        released_epoch=0,
-        sent_at=0.1,
+    standby = healthy_heartbeat(
+        STANDBY, NodeState.STANDBY, 0, Preference.STANDBY, TIMING.lease_time, sent_at=0.1
     )
     core.handle(HeartbeatReceived(standby), 0.1)
     assert core.state is NodeState.STANDBY

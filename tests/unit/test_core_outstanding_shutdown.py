@@ -11,6 +11,7 @@ request: then, as before the request, the healthy peer keeps the service.
 
 import pytest
 from tests.sim.cluster import default_timing, node_params
+from tests.unit.heartbeats import healthy_heartbeat
 
 from failoverd.core.actions import Action, Record, RunScripts, SendShutdown
 from failoverd.core.events import (
@@ -19,7 +20,6 @@ from failoverd.core.events import (
     ShutdownAnswered,
     Tick,
 )
-from failoverd.core.messages import Heartbeat
 from failoverd.core.node import NodeCore
 from failoverd.core.types import (
     NodeState,
@@ -36,20 +36,7 @@ TIMING = default_timing(shutdown_timeout=6.0)
 
 def _heartbeat(at: float, state: NodeState = NodeState.ACTIVE) -> HeartbeatReceived:
     return HeartbeatReceived(
-        Heartbeat(
-            sender="cfg1",
-            state=state,
-            epoch=1,
-            preference=Preference.PRIMARY,
-            checks_ok=True,
-            failing_checks=(),
-            maintenance=False,
-            lease_request=False,
-            lease_epoch=1,
-            lease_time=TIMING.lease_time,
-            released_epoch=0,
-            sent_at=at,
-        )
+        healthy_heartbeat("cfg1", state, 1, Preference.PRIMARY, TIMING.lease_time, sent_at=at)
     )
 
 
