@@ -177,6 +177,17 @@ def test_node_example_is_complete() -> None:
     WitnessConfig.model_validate(tomllib.loads(reference.WITNESS_EXAMPLE))
 
 
+def test_quickstart_files_validate() -> None:
+    """Every TOML file the quick start tells the reader to write is a valid one."""
+    blocks = re.findall(r"```toml\n(.*?)```", (DOCS / "quickstart.md").read_text(), re.S)
+    files = [tomllib.loads(b) for b in blocks]
+    nodes = [f for f in files if "node" in f]
+    assert len(nodes) == 2 and len(files) == 3
+    for data in files:
+        (NodeConfig if "node" in data else WitnessConfig).model_validate(data)
+    assert all(n["scripts"]["demote"] for n in nodes)  # the short lease of docs/profiles.md
+
+
 # -- links ------------------------------------------------------------------------
 
 _FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
