@@ -132,6 +132,32 @@ def test_tcp_closed_port_fails_refused(closed_port: int) -> None:
     assert outcome.detail == f"tcp {LOCAL}:{closed_port}: connection refused"
 
 
+def test_tcp_host_name_is_resolved() -> None:
+    async def scenario() -> CheckOutcome:
+        async with line_server() as port:
+            return await run_and_close(make("tcp", host="localhost", port=port))
+
+    outcome = asyncio.run(scenario())
+    assert outcome.ok, outcome.detail
+
+
+def test_tcp_ipv6_literal() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python")
+
+    async def scenario() -> CheckOutcome:
+        try:
+            server = await asyncio.start_server(lambda r, w: w.close(), "::1", 0)
+        except OSError as e:
+            pytest.skip(f"no IPv6 loopback here: {e}")
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            return await run_and_close(make("tcp", host="::1", port=port))
+
+    outcome = asyncio.run(scenario())
+    assert outcome.ok, outcome.detail
+
+
 # -- pop3 -----------------------------------------------------------------------
 
 
