@@ -50,9 +50,9 @@ def log(message: str) -> None:
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Failover time, false failovers and footprint of failoverd (default and "
-        "fast profiles) beside keepalived (advert_int 1 and 0.01), in the network-namespace "
-        "lab. Needs root.",
+        description="Failover time, false failovers and footprint of failoverd (default, "
+        "default with a demote script, and fast profiles) beside keepalived (advert_int 1 and "
+        "0.01), in the network-namespace lab. Needs root.",
     )
     p.add_argument("--smoke", action="store_true", help="a few trials and short runs")
     p.add_argument("--trials", type=int, help="failover trials per fault (default 20; smoke 2)")
