@@ -16,7 +16,7 @@ import pytest
 from failoverd.config.schema import split_address
 from failoverd.core.params import vote_block
 from failoverd.core.types import SafetyMode
-from failoverd.demo.cluster import WITNESS, Cluster, NodePlan, Tweak, free_ports
+from failoverd.demo.cluster import WITNESS, Cluster, Node, NodePlan, Tweak, free_ports
 from failoverd.demo.waiting import wait_for
 from tests.integration.conftest import TIMEOUT, MakeCluster, records, start_settled
 from tests.integration.relay import Relays, relays
@@ -84,6 +84,28 @@ def _cut_off(r: Relays, node: str, peer: str) -> None:
     r.cut(f"{node}>{peer}", f"{peer}>{node}", f"{node}>witness")
 
 
+def _heal(cluster: Cluster, r: Relays, active: Node) -> None:
+    """Mend every link and wait until the cluster has settled with `active` active."""
+    r.cut(*r.links, cut=False)
+    cluster.wait_settled(active, TIMEOUT)
+
+
+def _cut_off_until_the_standby_serves(cluster: Cluster, r: Relays, scripts: str) -> float:
+    """Cut the primary off from everything; wait until its `scripts` ("shutdown" or
+    "demote") have stopped its service and the standby serves. Seconds from the cut."""
+    primary, standby = cluster.primary, cluster.standby
+    cut = time.monotonic()
+    _cut_off(r, primary.name, standby.name)
+    wait_for(
+        lambda: records(primary.journal(), "transition", f"{scripts} scripts succeeded"),
+        TIMEOUT,
+        f"the cut-off primary's {scripts} scripts to finish",
+    )
+    standby.wait_state("active", TIMEOUT)
+    standby.wait_serving(TIMEOUT)
+    return time.monotonic() - cut
+
+
 def test_standby_cut_off_from_everything_never_takes_over(
     partitioned: tuple[Cluster, Relays],
 ) -> None:
@@ -102,8 +124,7 @@ def test_standby_cut_off_from_everything_never_takes_over(
             assert standby.state() != "active"
             assert primary.state() == "active"
             time.sleep(0.1)
-        r.cut(*r.links, cut=False)
-        cluster.wait_settled(primary, TIMEOUT)
+        _heal(cluster, r, primary)
     assert not watch.overlaps and watch.samples > 0
     journal = standby.journal()
     assert not records(journal, "takeover", "starting services")
@@ -117,48 +138,20 @@ def test_primary_cut_off_from_everything_self_demotes_then_standby_takes_over(
     cluster, r = partitioned
     primary, standby = cluster.primary, cluster.standby
     with cluster.dual_watch() as watch:
-        cut = time.monotonic()
-        _cut_off(r, primary.name, standby.name)
-        wait_for(
-            lambda: records(primary.journal(), "transition", "self-demoting"),
-            TIMEOUT,
-            "the isolated primary to demote itself",
-        )
-        wait_for(
-            lambda: records(primary.journal(), "transition", "shutdown scripts succeeded"),
-            TIMEOUT,
-            "the isolated primary's shutdown to finish",
-        )
-        standby.wait_state("active", TIMEOUT)
-        standby.wait_serving(TIMEOUT)
-        print(f"cut -> standby serving: {time.monotonic() - cut:.3f}s")
+        took = _cut_off_until_the_standby_serves(cluster, r, "shutdown")
+        print(f"cut -> standby serving: {took:.3f}s")
         # Cut off, it may try to take over again, but it can never win a majority.
         assert primary.pop3() is None
         assert primary.state() != "active"
-        r.cut(*r.links, cut=False)
-        cluster.wait_settled(standby, TIMEOUT)
+        _heal(cluster, r, standby)
     assert not watch.overlaps and watch.samples > 0
+    assert records(primary.journal(), "transition", "self-demoting")
     [demoted] = [
         rec for rec in primary.journal() if rec["kind"] == "transition" and rec["to"] == "releasing"
     ]
     assert demoted["details"]["cause"] == "lease_lost"
     [took_over] = records(standby.journal(), "takeover", "lease for epoch")
     assert took_over.endswith(f"granted by {standby.name}, {WITNESS}")
-
-
-def _cut_off_until_the_standby_serves(cluster: Cluster, r: Relays) -> None:
-    """Cut the primary off; its demote scripts run, the standby takes over; then heal."""
-    primary, standby = cluster.primary, cluster.standby
-    _cut_off(r, primary.name, standby.name)
-    wait_for(
-        lambda: records(primary.journal(), "transition", "demote scripts succeeded"),
-        TIMEOUT,
-        "the cut-off primary's demote scripts to finish",
-    )
-    standby.wait_state("active", TIMEOUT)
-    standby.wait_serving(TIMEOUT)
-    r.cut(*r.links, cut=False)
-    cluster.wait_settled(standby, TIMEOUT)
 
 
 def test_primary_cut_off_runs_its_demote_scripts_not_its_slow_shutdown(
@@ -168,7 +161,8 @@ def test_primary_cut_off_runs_its_demote_scripts_not_its_slow_shutdown(
     primary = cluster.primary
     assert primary.config.lease_time == pytest.approx(0.6 + 1.5 + 0.2)
     with cluster.dual_watch() as watch:
-        _cut_off_until_the_standby_serves(cluster, r)
+        _cut_off_until_the_standby_serves(cluster, r, "demote")
+        _heal(cluster, r, cluster.standby)
     assert not watch.overlaps and watch.samples > 0
     journal = primary.journal()
     assert records(journal, "transition", "self-demoting so that the demote scripts end first")
@@ -190,7 +184,8 @@ def test_a_graceful_shutdown_cut_off_gives_way_to_the_demote_scripts(
             TIMEOUT,
             "the primary to begin its (3 s) graceful shutdown",
         )
-        _cut_off_until_the_standby_serves(cluster, r)
+        _cut_off_until_the_standby_serves(cluster, r, "demote")
+        _heal(cluster, r, cluster.standby)
         operator.join()
     assert not watch.overlaps and watch.samples > 0
     journal = primary.journal()
