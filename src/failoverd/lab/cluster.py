@@ -37,7 +37,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from failoverd import apiauth
@@ -50,7 +49,7 @@ from failoverd.lab.dovecot import DovecotInstance
 from failoverd.lab.faults import Faults
 from failoverd.lab.fence import PowerSwitch
 from failoverd.lab.haproxy import HAProxy
-from failoverd.lab.netns import Host, LabError, LabProcess, Topology, run_command
+from failoverd.lab.netns import Host, LabError, LabPart, LabProcess, Topology, run_command
 from failoverd.lab.node import (
     API_PORT,
     failoverd_command,
@@ -294,7 +293,7 @@ class ClusterNode:
         return code == 200, f"POST {path}: {code} {answer.decode(errors='replace')}"
 
 
-class Cluster:
+class Cluster(LabPart):
     """The lab with a failoverd cluster in it; see the module docstring."""
 
     def __init__(
@@ -306,36 +305,11 @@ class Cluster:
     ) -> None:
         self.spec = spec or ClusterSpec()
         self.topology = Topology(run_dir, prefix=prefix)
-        self._started = False
         self.nodes: dict[str, ClusterNode] = {}
         self.witness: LabProcess | None = None
         self.switch: PowerSwitch | None = None
 
     # -- lifecycle ------------------------------------------------------------------
-
-    def __enter__(self) -> Cluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def start(self) -> Cluster:
-        """Build everything and start the daemons; does not wait for them to settle."""
-        if self._started:
-            raise LabError("a Cluster starts only once")
-        self._started = True
-        self.topology.start()
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
 
     def close(self) -> None:
         self.topology.close()
@@ -357,6 +331,8 @@ class Cluster:
         return self.nodes["standby"]
 
     def _build(self) -> None:
+        """Build everything and start the daemons (`start()`); does not wait for them to settle."""
+        self.topology.start()
         top, run = self.topology, self.run_dir
         self.faults = Faults(top)
         self.secret_file = write_secret(run / "secret")

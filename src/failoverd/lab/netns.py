@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Self
 
 HOST_NAMES = ("primary", "standby", "witness", "lb", "client")
 LAB_PREFIX = "fod"
@@ -231,6 +231,44 @@ def terminate(proc: subprocess.Popen[Any], timeout: float) -> int:
         return proc.wait(_KILL_TIMEOUT)
 
 
+class LabPart:
+    """A part of the lab built by `start()` and torn down by `close()`; `with` does both.
+
+    A part starts only once, and one that fails half-built closes itself before the
+    error goes on, so that nothing it made is left behind.
+    """
+
+    _started = False
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> Self:
+        if self._started:
+            raise LabError(f"a {type(self).__name__} starts only once")
+        self._started = True
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
 class Host:
     """One machine of the lab: a network namespace with `lo` and `eth0` at `addr`."""
 
@@ -324,7 +362,7 @@ def _install_handlers() -> None:
             signal.signal(sig, functools.partial(_on_signal, previous))
 
 
-class Topology:
+class Topology(LabPart):
     """The lab: a bridge namespace and one namespace per host, torn down on exit.
 
     ```
@@ -357,7 +395,6 @@ class Topology:
         self._procs: list[tuple[Host, subprocess.Popen[Any]]] = []
         self._cleanups: list[Callable[[], None]] = []
         self._lock = threading.RLock()
-        self._started = False
         self._closed = False
 
     @staticmethod
@@ -394,33 +431,14 @@ class Topology:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def __enter__(self) -> Topology:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def start(self) -> Topology:
-        """Create the bridge and the hosts. On any failure, removes what it made and raises."""
-        if self._started:
-            raise LabError("a Topology starts only once")
-        self._started = True
+    def _build(self) -> None:
+        """Create the bridge and the hosts (`start()`, which removes them on a failure)."""
         self.require()
         cleanup_stale(self.prefix)  # leftovers of runs whose process died
         _install_handlers()
         _live.add(self)
-        try:
-            self._claim_run()
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
+        self._claim_run()
+        self._build_network()
 
     def _claim_run(self) -> None:
         if self._requested_run_dir is None:
@@ -463,7 +481,7 @@ class Topology:
         self._namespaces.append(ns)  # before creating: a half-made run is still cleaned
         run_command(["ip", "netns", "add", ns])
 
-    def _build(self) -> None:
+    def _build_network(self) -> None:
         octet = int(self.run_id[-4:], 16) % 250 + 1
         self.subnet = f"10.231.{octet}.0/24"
         bridge_ns = self.bridge_ns
