@@ -20,6 +20,12 @@ def test_switchover_and_failback_through_the_cli(make_cluster: MakeCluster) -> N
         assert "witness" in status.stdout
         for name in (primary.name, standby.name):
             assert name in status.stdout
+        # peer.api is set: the standby's own daemon says it runs the service now.
+        said = [line for line in status.stdout.splitlines() if "'s own daemon" in line]
+        assert len(said) == 1 and said[0].startswith(f"{standby.name}'s own daemon"), said
+        own = standby.status()
+        assert own is not None
+        assert f": active, epoch {own['node']['epoch']}; it sees {primary.name} " in said[0], said
 
         # The failback may be asked of either node: here, of the active standby.
         done = standby.cli("failback")

@@ -38,12 +38,17 @@ secret_file = "secret"
 """
 
 
-def write_config(directory: Path, api: str, secret: bytes = SECRET) -> Path:
+def write_config(
+    directory: Path, api: str, secret: bytes = SECRET, *, peer_api: str | None = None
+) -> Path:
     secret_file = directory / "secret"
     secret_file.write_bytes(secret)
     secret_file.chmod(0o600)
     config = directory / "node.toml"
-    config.write_text(NODE.format(api=api))
+    text = NODE.format(api=api)
+    if peer_api is not None:
+        text = text.replace("[cluster]", f'api = "{peer_api}"\n\n[cluster]')
+    config.write_text(text)
     return config
 
 
@@ -182,6 +187,104 @@ def test_an_unexpected_status_document_is_one_line(config: Path, handle: FakeHan
         "failoverd status: the daemon's status is not what this failoverd expects "
         "(another version?): add --json to see it as it is\n"
     )
+
+
+@pytest.fixture
+def peer_handle() -> FakeHandle:
+    """cfg2's daemon: the standby, which sees cfg1 active."""
+    handle = FakeHandle()
+    handle.snapshots = [
+        status_doc("standby", "active", node="cfg2", peer="cfg1", preference="standby")
+    ]
+    return handle
+
+
+@pytest.fixture
+def peer_server(peer_handle: FakeHandle) -> Iterator[ApiServer]:
+    api = ApiServer(peer_handle, "127.0.0.1", 0, logging.getLogger("test.peer-api"))
+    api.start()
+    yield api
+    api.stop()
+
+
+def test_status_adds_what_the_peers_own_daemon_says(
+    tmp_path: Path, server: ApiServer, peer_server: ApiServer
+) -> None:
+    config = write_config(
+        tmp_path, f"127.0.0.1:{server.port}", peer_api=f"127.0.0.1:{peer_server.port}"
+    )
+    result = run(config, "status")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"cfg2's own daemon (peer.api 127.0.0.1:{peer_server.port}): standby, epoch 3; "
+        "it sees cfg1 active; failoverd 0.1.0, up 1h 02m"
+    ) in lines(result.stdout)
+    assert "both say" not in result.stdout
+
+
+def test_status_shows_where_the_peer_contradicts_this_node(
+    tmp_path: Path, server: ApiServer, peer_server: ApiServer, peer_handle: FakeHandle
+) -> None:
+    config = write_config(
+        tmp_path, f"127.0.0.1:{server.port}", peer_api=f"127.0.0.1:{peer_server.port}"
+    )
+    peer_handle.snapshots = [status_doc("active", "active", node="cfg2", peer="cfg1")]
+    assert "cfg1 and cfg2 both say they are active" in lines(run(config, "status").stdout)
+    peer_handle.snapshots = [status_doc("taking_over", "active", node="cfg2", peer="cfg1")]
+    out = lines(run(config, "status").stdout)
+    assert "(this node's last news of cfg2: standby)" in out
+
+
+def test_status_names_a_peer_api_that_points_at_the_wrong_daemon(
+    tmp_path: Path, server: ApiServer
+) -> None:
+    address = f"127.0.0.1:{server.port}"
+    out = lines(run(write_config(tmp_path, address, peer_api=address), "status").stdout)
+    assert "peer.api answers as 'cfg1', not 'cfg2': point peer.api at the peer's node.api" in out
+
+
+def test_a_silent_peer_is_shown_and_status_still_exits_0(
+    tmp_path: Path, server: ApiServer, closed_port: int
+) -> None:
+    config = write_config(tmp_path, f"127.0.0.1:{server.port}", peer_api=f"127.0.0.1:{closed_port}")
+    result = run(config, "status")
+    assert result.exit_code == 0, result.output
+    assert any(
+        line.startswith(f"cfg2's own daemon (peer.api 127.0.0.1:{closed_port}): no answer: ")
+        for line in lines(result.stdout)
+    )
+    doc = json.loads(run(config, "status", "--json").stdout)
+    assert doc["peer_api"]["status"] is None
+    assert doc["peer_api"]["error"].startswith(f"no daemon answers at 127.0.0.1:{closed_port}")
+    assert {k: v for k, v in doc.items() if k != "peer_api"} == status_doc()
+
+
+def test_a_hung_peer_is_waited_for_only_the_peer_timeout(
+    tmp_path: Path, server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ops_cmds, "PEER_TIMEOUT", 0.2)
+    with socket.socket() as hung:  # accepts connections (the backlog) but never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        peer = f"127.0.0.1:{hung.getsockname()[1]}"
+        config = write_config(tmp_path, f"127.0.0.1:{server.port}", peer_api=peer)
+        result = run(config, "status")
+    assert result.exit_code == 0, result.output
+    assert f"the daemon at {peer} did not answer within 200ms" in result.stdout
+
+
+def test_status_json_carries_the_peers_own_document(
+    tmp_path: Path, server: ApiServer, peer_server: ApiServer, peer_handle: FakeHandle
+) -> None:
+    config = write_config(
+        tmp_path, f"127.0.0.1:{server.port}", peer_api=f"127.0.0.1:{peer_server.port}"
+    )
+    doc = json.loads(run(config, "status", "--json").stdout)
+    assert doc["peer_api"] == {
+        "address": f"127.0.0.1:{peer_server.port}",
+        "status": peer_handle.snapshot(),
+        "error": None,
+    }
 
 
 def test_the_any_address_is_reached_on_loopback(tmp_path: Path, server: ApiServer) -> None:

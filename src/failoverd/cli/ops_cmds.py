@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 from rich.console import Console
@@ -33,12 +33,14 @@ from failoverd.cli.main import cli
 from failoverd.config.durations import DurationError, format_duration, parse_duration
 from failoverd.config.errors import ConfigError, ConfigWarning
 from failoverd.config.load import load_node_config, read_secret_file
-from failoverd.config.schema import split_address
+from failoverd.config.schema import NodeConfig, split_address
 from failoverd.core.events import Operation
 
 DEFAULT_CONFIG = Path("/etc/failoverd/failoverd.toml")
 REQUEST_TIMEOUT = 15.0
 """Seconds to wait for an answer; above the API's 10 s for an operation to be taken."""
+PEER_TIMEOUT = 3.0
+"""Seconds `status` waits for the peer's API: a dead peer's host may not even refuse."""
 POLL_INTERVAL = 0.5
 """Seconds between two looks at /status while waiting for a switchover or failback."""
 FAILED = 1
@@ -195,9 +197,16 @@ def _ignore(_: ConfigWarning) -> None:
 
 
 def _client(config: Path) -> ApiClient:
-    cfg = load_node_config(config, on_warning=_ignore)
-    host, port = split_address(cfg.node.api)
-    return ApiClient(host, port, cfg.cluster.secret_file, REQUEST_TIMEOUT)
+    return _api(load_node_config(config, on_warning=_ignore), "node")
+
+
+def _api(cfg: NodeConfig, whose: Literal["node", "peer"]) -> ApiClient:
+    """This node's daemon (node.api) or, for `status`, the peer's (peer.api, which is set)."""
+    address = cfg.node.api if whose == "node" else cfg.peer.api
+    assert address is not None
+    host, port = split_address(address)
+    timeout = REQUEST_TIMEOUT if whose == "node" else PEER_TIMEOUT
+    return ApiClient(host, port, cfg.cluster.secret_file, timeout)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -373,11 +382,11 @@ def _status_lines(snap: Mapping[str, Any]) -> list[Text]:
     return lines
 
 
-def _print_status(snap: Mapping[str, Any]) -> None:
+def _print_status(snap: Mapping[str, Any], peer: "PeerAnswer | None") -> None:
     console = _console()
     console.print(_nodes_table(snap))
     console.print()
-    for line in _status_lines(snap):
+    for line in _status_lines(snap) + ([] if peer is None else peer.lines(snap)):
         console.print(line)
     checks = _checks_table(snap)
     if checks is not None:
@@ -393,22 +402,94 @@ def _print_status(snap: Mapping[str, Any]) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PeerAnswer:
+    """What the peer's own daemon said at peer.api: its /status, or why there is none."""
+
+    address: str
+    status: Mapping[str, Any] | None
+    error: str | None
+
+    @classmethod
+    def ask(cls, cfg: NodeConfig) -> "PeerAnswer | None":
+        """The peer's /status, if peer.api is set. Its silence is news, not a failure."""
+        if cfg.peer.api is None:
+            return None
+        client = _api(cfg, "peer")
+        try:
+            return cls(client.address, client.get("/status"), None)
+        except OpsError as e:
+            return cls(client.address, None, str(e))
+
+    def lines(self, snap: Mapping[str, Any]) -> list[Text]:
+        """One line of what the peer says of itself, and where that contradicts this node."""
+        here, peer = snap["node"], snap["peer"]
+        head = f"{peer['name']}'s own daemon (peer.api {self.address}): "
+        if self.status is None:
+            return [Text(head + f"no answer: {self.error}", style="yellow")]
+        try:
+            node, seen, daemon = self.status["node"], self.status["peer"], self.status["daemon"]
+            said = (
+                f"{node['state']}, epoch {node['epoch']}; it sees {seen['name']} "
+                f"{seen['state'] or 'unknown'}; failoverd {daemon['version']}, "
+                f"up {_ago(daemon['uptime'])}"
+            )
+        except (KeyError, TypeError, ValueError):
+            return [Text(head + "a status document this failoverd does not know", style="yellow")]
+        lines = [Text(head + said)]
+        if node["name"] != peer["name"]:
+            lines.append(
+                Text(
+                    f"peer.api answers as {node['name']!r}, not {peer['name']!r}: "
+                    "point peer.api at the peer's node.api",
+                    style="bold red",
+                )
+            )
+        elif node["state"] == "active" and here["state"] == "active":
+            lines.append(
+                Text(
+                    f"{here['name']} and {peer['name']} both say they are active", style="bold red"
+                )
+            )
+        elif node["state"] != peer["state"]:
+            lines.append(
+                Text(
+                    f"(this node's last news of {peer['name']}: {peer['state'] or 'unknown'})",
+                    style="dim",
+                )
+            )
+        return lines
+
+    def as_json(self) -> dict[str, Any]:
+        return {"address": self.address, "status": self.status, "error": self.error}
+
+
 @cli.command(cls=_OpsCommand, short_help="Show both nodes, the safety mode and the checks.")
 @_config_option
-@click.option("--json", "as_json", is_flag=True, help="Print the daemon's status document as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the daemon's status document as JSON (with peer.api set, the peer's own "
+    "under peer_api).",
+)
 def status(config: Path, as_json: bool) -> None:
     """Show what this node's daemon knows right now. Changes nothing.
 
     Both nodes' states and epochs, the safety mode in force and what it
     guarantees, the time left on the lease, the last failover and its reason,
-    each health check's result, and whether maintenance mode is on. Exits 0
-    when the daemon answers, 1 when it does not.
+    each health check's result, and whether maintenance mode is on. With
+    peer.api set, also what the peer's own daemon says of itself, and where
+    the two disagree. Exits 0 when this node's daemon answers, 1 when it does
+    not (a silent peer is shown, not an error).
     """
-    snap = _client(config).get("/status")
+    cfg = load_node_config(config, on_warning=_ignore)
+    snap = _api(cfg, "node").get("/status")
+    peer = PeerAnswer.ask(cfg)
     if as_json:
-        _echo_json(snap)
+        _echo_json(snap if peer is None else {**snap, "peer_api": peer.as_json()})
     else:
-        _rendered("status", lambda: _print_status(snap))
+        _rendered("status", lambda: _print_status(snap, peer))
 
 
 # -- operations ------------------------------------------------------------------------------

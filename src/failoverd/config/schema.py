@@ -78,7 +78,9 @@ class PeerSection(Strict):
         "over all; the peer is lost only when every path is silent.",
     )
     api: Address | None = Field(
-        default=None, description="The peer's HTTP API, for `status` of both nodes (optional)."
+        default=None,
+        description="The peer's node.api, as this host reaches it: `failoverd status` adds what "
+        "the peer's own daemon says of itself, and where the two disagree (optional).",
     )
 
 
