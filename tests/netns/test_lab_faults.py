@@ -2,37 +2,14 @@
 
 import os
 import signal
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from failoverd.lab.faults import FaultKind, Faults, probe_udp
 from failoverd.lab.netns import LabError, Topology, run_command
+from tests.netns.probes import process_state, tcp_connects, wait_until
 
 pytestmark = pytest.mark.root
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def tcp_connects(lab: Topology, src: str, dst: str) -> bool:
-    with lab[dst].socket() as server, lab[src].socket() as client:
-        server.bind((lab[dst].addr, 0))
-        server.listen()
-        client.settimeout(0.3)
-        return client.connect_ex(server.getsockname()) == 0
-
-
-def process_state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
 
 
 def test_cut_drops_both_directions_for_udp_and_tcp_and_heals(lab: Topology, faults: Faults) -> None:
@@ -41,7 +18,7 @@ def test_cut_drops_both_directions_for_udp_and_tcp_and_heals(lab: Topology, faul
     cut = faults.cut(p, s)
     assert probe_udp(p, s).arrived == 0
     assert probe_udp(s, p).arrived == 0
-    assert not tcp_connects(lab, "primary", "standby")
+    assert not tcp_connects(lab, "primary", "standby", timeout=0.3)
     assert probe_udp(p, w).returned == 20
     assert probe_udp(s, w).returned == 20
     assert run_command(["iptables", "-S"]).stdout == root_rules  # the host's own tables

@@ -7,14 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from failoverd.lab.faults import probe_udp
 from failoverd.lab.netns import OWNERS_DIR, LabUnavailable, Topology, cleanup_stale, run_command
+from tests.netns.probes import alive, tcp_connects, wait_until
 
 # A lab in a child process that prints its namespaces and a process in `primary`,
 # then waits (bounded) for the test to signal or kill it.
@@ -35,32 +34,6 @@ with Topology(prefix=sys.argv[1]) as t:
 def netns_names() -> set[str]:
     d = Path("/run/netns")
     return {p.name for p in d.iterdir()} if d.is_dir() else set()
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie left for a non-reaping PID 1 counts as dead)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def tcp_connects(lab: Topology, src: str, dst: str) -> bool:
-    with lab[dst].socket() as server, lab[src].socket() as client:
-        server.bind((lab[dst].addr, 0))
-        server.listen()
-        client.settimeout(0.5)
-        return client.connect_ex(server.getsockname()) == 0
 
 
 @pytest.mark.root
