@@ -3,6 +3,7 @@
 import json
 
 from failoverd.core.types import SafetyMode
+from failoverd.demo.cluster import failoverd_cli
 from tests.integration.conftest import TIMEOUT, MakeCluster, records, start_settled
 
 
@@ -25,7 +26,15 @@ def test_switchover_and_failback_through_the_cli(make_cluster: MakeCluster) -> N
         assert len(said) == 1 and said[0].startswith(f"{standby.name}'s own daemon"), said
         own = standby.status()
         assert own is not None
-        assert f": active, epoch {own['node']['epoch']}; it sees {primary.name} " in said[0], said
+        epoch = own["node"]["epoch"]
+        assert f": active, epoch {epoch}; it sees {primary.name} " in said[0], said
+
+        # The witness's own view, through its API: its vote is the new active's.
+        witness = failoverd_cli(cluster.witness_config, "status")
+        assert witness.returncode == 0, witness.stderr
+        assert f"vote held by {standby.name} (epoch {epoch})" in witness.stdout
+        refused = failoverd_cli(cluster.witness_config, "switchover")
+        assert refused.returncode == 2 and "takes no operator commands" in refused.stderr
 
         # The failback may be asked of either node: here, of the active standby.
         done = standby.cli("failback")

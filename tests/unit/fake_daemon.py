@@ -66,6 +66,23 @@ def status_doc(
     }
 
 
+def witness_doc(holder: str | None = "cfg1", quiet_left: float = 0.0) -> dict[str, Any]:
+    """A witness's /status document of the shape the witness publishes."""
+    return {
+        "witness": {
+            "name": "lb",
+            "vote": {"holder": holder, "epoch": 3, "left": 2.9 if holder else 0.0},
+            "max_epoch": 3,
+            "quiet_left": quiet_left,
+            "nodes": [
+                {"name": "cfg1", "state": "active", "epoch": 3, "age": 0.1, "checks_ok": True},
+                {"name": "cfg2", "state": "standby", "epoch": 3, "age": 0.4, "checks_ok": None},
+            ],
+        },
+        "daemon": {"version": "0.1.0", "pid": 4343, "uptime": 59.0},
+    }
+
+
 HISTORY = [
     {
         "time": f"2026-11-24T17:00:0{i}.000Z",

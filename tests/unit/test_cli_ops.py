@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from fake_daemon import HISTORY, SECRET, FakeHandle, status_doc
+from fake_daemon import HISTORY, SECRET, FakeHandle, status_doc, witness_doc
 
 from failoverd.api import ApiServer
 from failoverd.cli import ops_cmds
@@ -568,3 +568,88 @@ def test_an_unreadable_secret_is_exit_2_and_never_shown(tmp_path: Path, server: 
     assert result.exit_code == 2
     [line] = lines(result.stderr)
     assert "chmod 600" in line
+
+
+# -- the witness -----------------------------------------------------------------------------
+
+WITNESS = """\
+[witness]
+name = "lb"
+listen = "127.0.0.1:7899"
+nodes = ["cfg1", "cfg2"]
+{api}
+[cluster]
+secret_file = "secret"
+"""
+
+
+def write_witness_config(directory: Path, api: str | None) -> Path:
+    write_config(directory, "127.0.0.1:1")  # for its secret file
+    config = directory / "witness.toml"
+    config.write_text(WITNESS.format(api="" if api is None else f'api = "{api}"\n'))
+    return config
+
+
+@pytest.fixture
+def witness_config(tmp_path: Path, server: ApiServer, handle: FakeHandle) -> Path:
+    handle.snapshots = [witness_doc()]
+    return write_witness_config(tmp_path, f"127.0.0.1:{server.port}")
+
+
+def test_status_of_a_witness_shows_its_vote_and_its_news_of_the_nodes(
+    witness_config: Path,
+) -> None:
+    result = run(witness_config, "status")
+    assert result.exit_code == 0, result.output
+    out = lines(result.stdout)
+    assert out[:2] == [
+        "Witness lb: vote held by cfg1 (epoch 3) for 2.9s more",
+        "Highest epoch voted for: 3",
+    ]
+    table = out[out.index("") + 1 :][:3]
+    assert [row.split() for row in table] == [
+        ["node", "state", "epoch", "last", "heard", "service", "checks"],
+        ["cfg1", "active", "3", "0.1s", "ago", "pass"],
+        ["cfg2", "standby", "3", "0.4s", "ago", "unknown"],
+    ]
+    assert out[-1] == "failoverd 0.1.0, pid 4343, up 59.0s"
+
+
+def test_status_of_a_just_started_witness_says_it_grants_nothing_yet(
+    witness_config: Path, handle: FakeHandle
+) -> None:
+    handle.snapshots = [witness_doc(holder=None, quiet_left=4.5)]
+    out = lines(run(witness_config, "status").stdout)
+    assert out[0] == "Witness lb: no vote held"
+    assert out[2].startswith("Just started: grants no vote for 4.5s more")
+
+
+def test_status_json_history_and_explain_read_the_witness(
+    witness_config: Path, handle: FakeHandle
+) -> None:
+    assert json.loads(run(witness_config, "status", "--json").stdout) == witness_doc()
+    assert json.loads(run(witness_config, "history", "--json").stdout) == HISTORY[-20:]
+    assert run(witness_config, "explain").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args", [["maintenance", "on"], ["switchover"], ["switchover", "--no-wait"], ["failback"]]
+)
+def test_a_witness_takes_no_operator_commands(
+    witness_config: Path, handle: FakeHandle, args: list[str]
+) -> None:
+    result = run(witness_config, *args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"{witness_config}: a witness's configuration, and a witness takes no operator "
+        "commands: run this on a node, with -c the node's configuration\n"
+    )
+    assert handle.operations == []
+
+
+def test_a_witness_without_an_api_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = write_witness_config(tmp_path, None)
+    result = run(config, "status")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{config}: witness.api is not set")
+    assert result.stderr.count("\n") == 1

@@ -38,8 +38,10 @@ def cli() -> None:
       selftest       the fault scenarios, in network namespaces (root)
 
     The operator commands talk to the daemon on this host, at node.api of
-    /etc/failoverd/failoverd.toml (-c FILE for another). Every command has
-    --help. Documentation: README.md and docs/ in the source tree.
+    /etc/failoverd/failoverd.toml (-c FILE for another). On the witness's
+    host, status, history and explain read the witness (-c its file, with
+    witness.api set). Every command has --help. Documentation: README.md
+    and docs/ in the source tree.
     """
 
 

@@ -1,7 +1,8 @@
 """The operator's commands: status, maintenance, switchover, failback, history, explain.
 
 Each one asks the local daemon's HTTP API (node.api in the configuration);
-the control commands sign their request with the cluster secret. Exit codes:
+the control commands sign their request with the cluster secret. Given a
+witness's file, status, history and explain ask the witness (witness.api). Exit codes:
 0 done, 1 the daemon refused or failed the operation or does not answer,
 2 bad usage or a bad configuration file; every failure is one line on stderr.
 
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -32,8 +33,8 @@ from failoverd import apiauth
 from failoverd.cli.main import cli
 from failoverd.config.durations import DurationError, format_duration, parse_duration
 from failoverd.config.errors import ConfigError, ConfigWarning
-from failoverd.config.load import load_node_config, read_secret_file
-from failoverd.config.schema import NodeConfig, split_address
+from failoverd.config.load import load_config, read_secret_file
+from failoverd.config.schema import NodeConfig, WitnessConfig, split_address
 from failoverd.core.events import Operation
 
 DEFAULT_CONFIG = Path("/etc/failoverd/failoverd.toml")
@@ -64,6 +65,7 @@ _PHASE_NOTE = {
     "starting_services": "starts the service (startup scripts)",
 }
 T = TypeVar("T")
+Config = NodeConfig | WitnessConfig
 
 
 class OpsError(Exception):
@@ -196,17 +198,42 @@ def _ignore(_: ConfigWarning) -> None:
     """check-config shows the warnings; here they would only clutter the answer."""
 
 
-def _client(config: Path) -> ApiClient:
-    return _api(load_node_config(config, on_warning=_ignore), "node")
-
-
-def _api(cfg: NodeConfig, whose: Literal["node", "peer"]) -> ApiClient:
-    """This node's daemon (node.api) or, for `status`, the peer's (peer.api, which is set)."""
-    address = cfg.node.api if whose == "node" else cfg.peer.api
-    assert address is not None
+def _at(address: str, cfg: Config, timeout: float) -> ApiClient:
     host, port = split_address(address)
-    timeout = REQUEST_TIMEOUT if whose == "node" else PEER_TIMEOUT
     return ApiClient(host, port, cfg.cluster.secret_file, timeout)
+
+
+def _client(config: Path) -> ApiClient:
+    """This node's daemon (node.api), for the commands that change something."""
+    cfg = load_config(config, on_warning=_ignore)
+    if isinstance(cfg, WitnessConfig):
+        raise ConfigError(
+            config,
+            None,
+            "a witness's configuration, and a witness takes no operator commands: "
+            "run this on a node, with -c the node's configuration",
+        )
+    return _at(cfg.node.api, cfg, REQUEST_TIMEOUT)
+
+
+def _reader(config: Path, cfg: Config) -> ApiClient:
+    """The daemon whose state to show: this node's (node.api), or the witness's (witness.api)
+    when `config` is a witness's file."""
+    if isinstance(cfg, NodeConfig):
+        return _at(cfg.node.api, cfg, REQUEST_TIMEOUT)
+    if cfg.witness.api is None:
+        raise ConfigError(
+            config,
+            None,
+            "witness.api is not set, so this witness has no API to ask: set it in [witness] "
+            '(e.g. api = "127.0.0.1:8791") and restart the witness',
+        )
+    return _at(cfg.witness.api, cfg, REQUEST_TIMEOUT)
+
+
+def _read(config: Path, path: str) -> Any:
+    """GET `path` from the daemon that `config` (a node's or a witness's file) names."""
+    return _reader(config, load_config(config, on_warning=_ignore)).get(path)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -392,14 +419,55 @@ def _print_status(snap: Mapping[str, Any], peer: "PeerAnswer | None") -> None:
     if checks is not None:
         console.print()
         console.print(checks)
-    daemon = snap["daemon"]
     console.print()
-    console.print(
-        Text(
-            f"failoverd {daemon['version']}, pid {daemon['pid']}, up {_ago(daemon['uptime'])}",
-            style="dim",
-        )
+    console.print(_daemon_line(snap["daemon"]))
+
+
+def _daemon_line(daemon: Mapping[str, Any]) -> Text:
+    return Text(
+        f"failoverd {daemon['version']}, pid {daemon['pid']}, up {_ago(daemon['uptime'])}",
+        style="dim",
     )
+
+
+def _print_witness_status(snap: Mapping[str, Any]) -> None:
+    """The witness's vote, and its news of each node."""
+    witness, vote = snap["witness"], snap["witness"]["vote"]
+    console = _console()
+    if vote["holder"] is None:
+        console.print(Text(f"Witness {witness['name']}: no vote held", style="bold"))
+    else:
+        console.print(
+            Text(
+                f"Witness {witness['name']}: vote held by {vote['holder']} "
+                f"(epoch {vote['epoch']}) for {_ago(vote['left'])} more",
+                style="bold",
+            )
+        )
+    console.print(Text(f"Highest epoch voted for: {witness['max_epoch']}"))
+    if witness["quiet_left"] > 0:
+        console.print(
+            Text(
+                f"Just started: grants no vote for {_ago(witness['quiet_left'])} more "
+                "(one full lease time, so that no lease it granted before is still running)",
+                style="yellow",
+            )
+        )
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("node", "state", "epoch", "last heard", "service checks"):
+        table.add_column(column)
+    for node in witness["nodes"]:
+        table.add_row(
+            node["name"],
+            _state(node["state"]),
+            str(node["epoch"]),
+            f"{_ago(node['age'])} ago",
+            _yes_no(node["checks_ok"], "pass", "FAIL"),
+        )
+    console.print()
+    console.print(table if witness["nodes"] else Text("No node heard yet", style="dim"))
+    console.print()
+    console.print(_daemon_line(snap["daemon"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +483,7 @@ class PeerAnswer:
         """The peer's /status, if peer.api is set. Its silence is news, not a failure."""
         if cfg.peer.api is None:
             return None
-        client = _api(cfg, "peer")
+        client = _at(cfg.peer.api, cfg, PEER_TIMEOUT)
         try:
             return cls(client.address, client.get("/status"), None)
         except OpsError as e:
@@ -482,12 +550,17 @@ def status(config: Path, as_json: bool) -> None:
     peer.api set, also what the peer's own daemon says of itself, and where
     the two disagree. Exits 0 when this node's daemon answers, 1 when it does
     not (a silent peer is shown, not an error).
+
+    With -c a witness's configuration (witness.api set): who holds the
+    witness's vote and until when, and how it last heard each node.
     """
-    cfg = load_node_config(config, on_warning=_ignore)
-    snap = _api(cfg, "node").get("/status")
-    peer = PeerAnswer.ask(cfg)
+    cfg = load_config(config, on_warning=_ignore)
+    snap = _reader(config, cfg).get("/status")
+    peer = PeerAnswer.ask(cfg) if isinstance(cfg, NodeConfig) else None
     if as_json:
         _echo_json(snap if peer is None else {**snap, "peer_api": peer.as_json()})
+    elif isinstance(cfg, WitnessConfig):
+        _rendered("status", lambda: _print_witness_status(snap))
     else:
         _rendered("status", lambda: _print_status(snap, peer))
 
@@ -675,7 +748,7 @@ def history(config: Path, limit: int, as_json: bool) -> None:
     which votes were granted), every script run and every operator command
     is kept in the journal under node.state_dir. Changes nothing.
     """
-    records = _client(config).get(f"/history?limit={limit}")
+    records = _read(config, f"/history?limit={limit}")
     if as_json:
         _echo_json(records)
     elif not records:
@@ -693,5 +766,5 @@ def explain(config: Path) -> None:
     Built from the daemon's live state: the peer's heartbeats, the checks,
     the lease and its votes, maintenance mode. Changes nothing.
     """
-    for sentence in _client(config).get("/explain"):
+    for sentence in _read(config, "/explain"):
         click.echo(sentence)

@@ -212,6 +212,19 @@ class NodePlan:
         return f"http://{LOOPBACK}:{self.api_port}"
 
 
+def failoverd_cli(
+    config: Path, *args: str, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """`failoverd ARGS -c CONFIG`, its output captured."""
+    return subprocess.run(
+        [*failoverd_command(), *args, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 class Node:
     """A node: its plan, its config, its daemon, and what can be seen of it from outside."""
 
@@ -244,14 +257,8 @@ class Node:
         return service.service_pid(self.plan.pidfile.resolve())
 
     def cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        """`failoverd ARGS -c CONFIG`, its output captured."""
-        return subprocess.run(
-            [*failoverd_command(), *args, "-c", str(self.plan.config)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        """`failoverd ARGS -c CONFIG` of this node, its output captured."""
+        return failoverd_cli(self.plan.config, *args, timeout=timeout)
 
     def wait_state(self, state: str, timeout: float) -> None:
         """Wait until /status reports `state`; the timeout names the last state seen."""
@@ -403,8 +410,13 @@ class Cluster:
                 "cluster": {"safety": "witness", "secret_file": str(self.secret_file)},
             }
         )
-        path = write_config(cfg, home / "witness.toml")
+        path = write_config(cfg, self.witness_config)
         return Daemon([*failoverd_command(), "witness", "-c", str(path)], home / "witness.log")
+
+    @property
+    def witness_config(self) -> Path:
+        """The witness's configuration file (written in witness mode only)."""
+        return self.base / "witness" / "witness.toml"
 
     def _write_node(
         self, plan: NodePlan, peer: NodePlan, witness_port: int, tweak: Tweak | None
