@@ -8,6 +8,8 @@ does not depend on which worker ran it or in which order.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -118,6 +120,24 @@ def _run_chunk(job: tuple[int, tuple[SafetyMode, ...], int, int, bool]) -> Summa
     return run_range(*job)
 
 
+def worker_pool(workers: int) -> multiprocessing.pool.Pool:
+    """Forked workers (they see the tests' monkeypatches) that SIGTERM always ends.
+
+    The pool ends its workers with SIGTERM, but a fork keeps the parent's handlers.
+    Under pytest the parent may have a Python-level one from earlier tests (the
+    lab's), which a worker runs only if its main thread gets back to the
+    interpreter: one stuck in C (a lock some thread held at the fork) outlived the
+    signal, and the pool waited for it forever (seen in CI, as a timeout in the
+    cooperative schedules' test). Forked with SIGTERM at its default, the kernel
+    ends a worker whatever state it is in. Call from the main thread.
+    """
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        return multiprocessing.get_context("fork").Pool(workers)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_many(
     count: int,
     seed: int,
@@ -139,7 +159,7 @@ def run_many(
         results: Iterator[Summary] = map(_run_chunk, jobs)
         _collect(total, results, count, began, progress)
     else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with worker_pool(workers) as pool:
             _collect(total, pool.imap_unordered(_run_chunk, jobs), count, began, progress)
     total.failures.sort(key=lambda f: (f.index, f.mode))
     total.seconds = time.monotonic() - began

@@ -4,6 +4,7 @@ replay exactly; and a deliberately broken rule is caught within a few thousand."
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from failoverd.core.types import SafetyMode
 from tests.sim.__main__ import report
 from tests.sim.check import run
 from tests.sim.ledger import fingerprint
-from tests.sim.runner import run_many
+from tests.sim.runner import run_many, worker_pool
 from tests.sim.schedule import Kind, generate, settle_time
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,24 @@ def test_no_violation_in_a_fixed_number_of_schedules(mode: SafetyMode) -> None:
         assert stats.kinds[Kind.STABILITY] > 0
     if mode is SafetyMode.COOPERATIVE:
         assert stats.dual_schedules > 0  # the unsafe window this mode documents
+
+
+def _sigterm_is_default(_: int) -> bool:
+    return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_workers_end_on_sigterm_whatever_handler_the_parent_has() -> None:
+    def returns(signum: int, frame: object) -> None:
+        return None
+
+    previous = signal.signal(signal.SIGTERM, returns)
+    try:
+        with worker_pool(2) as pool:
+            assert signal.getsignal(signal.SIGTERM) is returns  # the parent's is back
+            answers = pool.map(_sigterm_is_default, range(4), chunksize=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert answers == [True] * 4
 
 
 def test_a_schedule_replays_exactly() -> None:
