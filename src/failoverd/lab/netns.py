@@ -137,19 +137,43 @@ def pids_in_netns(*namespaces: str) -> list[int]:
 
 
 def _kill_all_in(namespaces: Sequence[str], reap: Callable[[], None]) -> None:
-    """SIGKILL every process in the namespaces until none is left (bounded)."""
+    """SIGKILL every process in the namespaces until none is left, and none of those
+    killed is still exiting (bounded).
+
+    A dying process leaves its network namespace before it has finished exiting, so
+    an empty namespace alone does not mean its processes are gone.
+    """
     deadline = time.monotonic() + _KILL_TIMEOUT
+    killed: set[int] = set()
     while True:
         pids = pids_in_netns(*namespaces)
-        if not pids:
+        killed = {pid for pid in killed if _exiting(pid)}
+        if not pids and not killed:
             return
         if time.monotonic() > deadline:
-            raise LabError(f"processes {pids} survived SIGKILL in {', '.join(namespaces)}")
+            left = sorted(set(pids) | killed)
+            raise LabError(f"processes {left} survived SIGKILL in {', '.join(namespaces)}")
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        killed.update(pids)
         reap()
         time.sleep(0.01)
+
+
+def _exiting(pid: int) -> bool:
+    """Still there and not yet a zombie (a zombie has exited; its parent may never reap it)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()
 
 
 def _destroy(namespaces: Sequence[str], reap: Callable[[], None] = lambda: None) -> None:
@@ -161,11 +185,8 @@ def _destroy(namespaces: Sequence[str], reap: Callable[[], None] = lambda: None)
 
 def _process_start_time(pid: int) -> int | None:
     """The kernel's start time of `pid` (ticks since boot): tells a PID from a reused one."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rpartition(")")[2].split()[19])
+    stat = _stat(pid)
+    return None if stat is None else int(stat[19])
 
 
 def _owner_alive(owner_file: Path) -> bool:
