@@ -4,6 +4,7 @@ Against a real ApiServer on a free loopback port with a fake daemon behind
 it, and against ports where no daemon answers.
 """
 
+import contextlib
 import json
 import logging
 import re
@@ -71,12 +72,21 @@ def handle() -> FakeHandle:
     return FakeHandle()
 
 
+@contextlib.contextmanager
+def serving(handle: FakeHandle, log: str) -> Iterator[ApiServer]:
+    """A real ApiServer on a free loopback port, with `handle` behind it."""
+    api = ApiServer(handle, "127.0.0.1", 0, logging.getLogger(log))
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
 @pytest.fixture
 def server(handle: FakeHandle) -> Iterator[ApiServer]:
-    api = ApiServer(handle, "127.0.0.1", 0, logging.getLogger("test.api"))
-    api.start()
-    yield api
-    api.stop()
+    with serving(handle, "test.api") as api:
+        yield api
 
 
 @pytest.fixture
@@ -201,10 +211,8 @@ def peer_handle() -> FakeHandle:
 
 @pytest.fixture
 def peer_server(peer_handle: FakeHandle) -> Iterator[ApiServer]:
-    api = ApiServer(peer_handle, "127.0.0.1", 0, logging.getLogger("test.peer-api"))
-    api.start()
-    yield api
-    api.stop()
+    with serving(peer_handle, "test.peer-api") as api:
+        yield api
 
 
 def test_status_adds_what_the_peers_own_daemon_says(
