@@ -241,6 +241,11 @@ class ApiServer:
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    @property
+    def thread_id(self) -> int | None:
+        """The API thread's native id (to raise its priority), None when it is not running."""
+        return None if self._thread is None else self._thread.native_id
+
     def start(self, timeout: float = 10.0) -> None:
         """Return once the API listens; raise ApiServerError if it cannot."""
         if self._thread is not None:

@@ -50,6 +50,13 @@ def start_settled(cluster: Cluster) -> Cluster:
     return cluster
 
 
+def start_primary_alone(cluster: Cluster) -> None:
+    """The primary alone becomes active after init_dead (cooperative mode)."""
+    cluster.primary.daemon.start()
+    cluster.primary.wait_state("active", TIMEOUT)
+    cluster.primary.wait_serving(TIMEOUT)
+
+
 def records(journal: list[dict[str, object]], kind: str, contains: str = "") -> list[str]:
     """The reasons of the journal's records of `kind` that contain `contains`."""
     return [str(r["reason"]) for r in journal if r["kind"] == kind and contains in str(r["reason"])]

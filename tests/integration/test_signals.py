@@ -2,16 +2,8 @@
 
 import signal
 
-from failoverd.demo.cluster import Cluster
 from failoverd.demo.waiting import wait_for
-from tests.integration.conftest import TIMEOUT, MakeCluster, records
-
-
-def start_primary_alone(cluster: Cluster) -> None:
-    """The primary alone becomes active after init_dead (cooperative mode)."""
-    cluster.primary.daemon.start()
-    cluster.primary.wait_state("active", TIMEOUT)
-    cluster.primary.wait_serving(TIMEOUT)
+from tests.integration.conftest import TIMEOUT, MakeCluster, records, start_primary_alone
 
 
 def test_sighup_reloads_a_valid_config_and_refuses_a_broken_one(

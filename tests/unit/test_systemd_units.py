@@ -69,6 +69,17 @@ def test_stopping_the_node_daemon_leaves_its_service_running() -> None:
     assert INHERITED_SANDBOX.isdisjoint(service)
 
 
+def test_the_node_daemon_may_raise_its_priority_and_lock_its_memory() -> None:
+    """node.realtime_priority and node.lock_memory are on by default: the unit must let
+    the daemon have SCHED_RR and mlockall (root's CAP_SYS_NICE and CAP_IPC_LOCK)."""
+    service = parse(NODE)["Service"]
+    assert service.get("User", "root") == "root"
+    assert "RestrictRealtime" not in service
+    assert "CapabilityBoundingSet" not in service
+    assert NodeSection.model_fields["realtime_priority"].default > 0
+    assert NodeSection.model_fields["lock_memory"].default is True
+
+
 def test_state_directories_match_the_config_defaults() -> None:
     node_default = NodeSection.model_fields["state_dir"].default
     witness_default = WitnessSection.model_fields["state_dir"].default

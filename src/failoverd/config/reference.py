@@ -88,6 +88,8 @@ preference = "primary"
 listen = "10.0.0.1:7890"          # heartbeats (UDP) and commands (TCP) from the peer
 api = "10.0.0.1:8790"             # the load balancer polls http://10.0.0.1:8790/health
 # state_dir = "/var/lib/failoverd"
+# realtime_priority = 10          # SCHED_RR for the daemon alone; 0: the normal scheduler
+# lock_memory = true              # mlockall: the daemon is never swapped out
 
 [peer]
 name = "cfg2"

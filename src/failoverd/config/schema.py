@@ -68,6 +68,20 @@ class NodeSection(Strict):
         default=Path("/var/lib/failoverd"),
         description="Epoch, role, last transition and the event journal (journal.jsonl).",
     )
+    realtime_priority: int = Field(
+        default=10,
+        ge=0,
+        le=99,
+        description="SCHED_RR priority (1-99) of the daemon's event loop and API, so that a "
+        "loaded host does not delay lease renewals and /health; scripts, checks and the service "
+        "do not inherit it. 0: the normal scheduler. Needs root (CAP_SYS_NICE); restart to change.",
+    )
+    lock_memory: bool = Field(
+        default=True,
+        description="Lock the daemon's memory (mlockall), so that a swapping host does not "
+        "stall it; not inherited by scripts or the service. Needs root (CAP_IPC_LOCK); restart "
+        "to change.",
+    )
 
 
 class PeerSection(Strict):

@@ -67,6 +67,7 @@ from failoverd.core.types import NodeState, ScriptPhase, ShutdownOutcome
 from failoverd.metrics import Metrics, ScriptOutcome
 from failoverd.runtime.handle import Health, OperationResult
 from failoverd.runtime.keys import api_keys_of, keyring_of
+from failoverd.runtime.priority import lock_memory, raise_priority
 from failoverd.runtime.transport import Addr, Transport
 from failoverd.scripts import ScriptRunner, kill_leftover
 from failoverd.sdnotify import SystemdNotifier
@@ -168,6 +169,7 @@ class NodeDaemon:
             auth_window=self.cfg.timing.command_window,
         )
         api.start()
+        self._raise_priority(api.thread_id)
         self.alerter.start()
         self.checks.start()
         for sig, handler in (
@@ -210,6 +212,20 @@ class NodeDaemon:
         await self.transport.stop()
         self.notifier.close()
         return 0
+
+    def _raise_priority(self, api_thread: int | None) -> None:
+        """Real-time scheduling and locked memory (see failoverd.runtime.priority)."""
+        threads = () if api_thread is None else (api_thread,)
+        for outcome in (
+            raise_priority(self.cfg.node.realtime_priority, threads),
+            lock_memory(self.cfg.node.lock_memory),
+        ):
+            if outcome.error is None:
+                self.log.info("%s", outcome.what)
+            else:
+                self.log.warning(
+                    "running without %s: %s; %s", outcome.what, outcome.error, outcome.fix
+                )
 
     async def _depart(self) -> None:
         """Tell the peer this daemon is going and leaves the service as it is.
@@ -493,6 +509,11 @@ class NodeDaemon:
             "node.listen": (cfg.node.listen, self.cfg.node.listen),
             "node.api": (cfg.node.api, self.cfg.node.api),
             "node.state_dir": (cfg.node.state_dir, self.cfg.node.state_dir),
+            "node.realtime_priority": (
+                cfg.node.realtime_priority,
+                self.cfg.node.realtime_priority,
+            ),
+            "node.lock_memory": (cfg.node.lock_memory, self.cfg.node.lock_memory),
             "peer.name": (cfg.peer.name, self.cfg.peer.name),
             "cluster.safety": (cfg.cluster.safety, self.cfg.cluster.safety),
             "witness": (cfg.witness, self.cfg.witness),
