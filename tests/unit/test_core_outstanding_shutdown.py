@@ -16,6 +16,8 @@ from tests.unit.heartbeats import healthy_heartbeat
 from failoverd.core.actions import Action, Record, RunScripts, SendShutdown
 from failoverd.core.events import (
     HeartbeatReceived,
+    Operation,
+    OperatorCommand,
     ScriptsFinished,
     ShutdownAnswered,
     Tick,
@@ -114,3 +116,40 @@ def test_an_unreachable_peer_that_looks_fine_again_ends_the_takeover(mode: Safet
     )
     assert core.state is NodeState.STANDBY
     assert _scripts(actions) == []
+
+
+def _fencing() -> tuple[NodeCore, str]:
+    """Fence mode: the frozen primary has not answered within shutdown_timeout, and the
+    standby's fence command runs."""
+    core, rid = _frozen_primary(SafetyMode.FENCE)
+    actions = core.handle(Tick(), 2.1 + TIMING.shutdown_timeout)
+    assert _scripts(actions) == [ScriptPhase.FENCE]
+    return core, rid
+
+
+@pytest.mark.parametrize("late", [ShutdownOutcome.REFUSED, ShutdownOutcome.CONFIRMED])
+def test_a_late_answer_waits_for_the_running_fence(late: ShutdownOutcome) -> None:
+    # The fence cannot be called back. Abandoning the takeover on a late REFUSED left
+    # it running on behind a standby, which could take over again and start its
+    # service while that old fence still ran (two phases at once; found by the
+    # property test). A late CONFIRMED must not start the service before it either.
+    core, rid = _fencing()
+    actions = core.handle(ShutdownAnswered(rid, late, "late"), 8.5)
+    assert core.state is NodeState.TAKING_OVER
+    actions += core.handle(Tick(), 8.5 + TIMING.dead_time)
+    assert core.state is NodeState.TAKING_OVER
+    assert _scripts(actions) == []
+    assert not [a for a in actions if isinstance(a, SendShutdown)]  # the same takeover
+    actions = core.handle(ScriptsFinished(ScriptPhase.FENCE, True, "powered off"), 12.0)
+    assert _scripts(actions) == [ScriptPhase.STARTUP]
+    assert core.scripts_running is ScriptPhase.STARTUP
+
+
+def test_maintenance_mode_waits_for_the_running_fence_too() -> None:
+    core, _ = _fencing()
+    actions = core.handle(OperatorCommand(Operation.MAINTENANCE_ON), 8.5)
+    assert core.state is NodeState.TAKING_OVER
+    assert _scripts(actions) == []
+    core.handle(ScriptsFinished(ScriptPhase.FENCE, True, "powered off"), 12.0)
+    assert core.state is NodeState.STANDBY  # abandoned once the fence has ended
+    assert core.scripts_running is None

@@ -739,6 +739,11 @@ class NodeCore:
         assert to is not None
         if to.phase is Phase.STARTING_SERVICES:
             return
+        if to.fencing:
+            # The fence cannot be called back: whatever comes now (a late answer, even
+            # CONFIRMED or REFUSED; maintenance mode) waits for its result. One phase at
+            # a time, and a fence never runs on behind an abandoned takeover.
+            return
         if to.outcome is ShutdownOutcome.REFUSED and not to.fenced:
             # Alive, answering and unwilling: it is not failed (and a refusal is never
             # a confirmation). Judge again after a dead_time, on fresh heartbeats.
@@ -754,7 +759,7 @@ class NodeCore:
                     f"({to.outcome_detail or 'no answer in time'})"
                 )
                 return
-        elif not to.fencing and not to.fenced and self._peer_is_fine():
+        elif not to.fenced and self._peer_is_fine():
             # (A fenced peer is off, whatever its last heartbeat said.)
             if not self._peer_may_obey(to):
                 self._abandon(f"{self.p.peer} is active and healthy after all: takeover abandoned")
@@ -790,8 +795,6 @@ class NodeCore:
             self._start_services(f"lease for epoch {to.candidate_epoch} granted by {voters}")
 
     def _advance_fence(self, to: Takeover) -> None:
-        if to.fencing:
-            return  # even a late CONFIRMED waits for the fence: one phase at a time
         if to.outcome is ShutdownOutcome.CONFIRMED or to.fenced:
             why = "fenced" if to.fenced else f"{self.p.peer} confirmed ({to.outcome_detail})"
             self._start_services(why)
