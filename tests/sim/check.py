@@ -6,6 +6,9 @@ Every schedule:
   same instant. A service runs from its node's first startup script until its
   last shutdown script has finished, or its host went down (`Cluster.overlaps`).
   In cooperative mode the overlaps are measured instead (`Verdict.overlaps`).
+- one script phase at a time on each node, in every mode: a core that starts a
+  phase (startup, shutdown, demote, fence) while another still runs breaks its
+  own rule, since a running script cannot be called back (`Cluster.script_overlaps`).
 
 Liveness schedules (`Kind.LIVENESS`): the network is clean from the start
 (delays within `max_network_delay`, no loss, no cut), scripts succeed within
@@ -94,6 +97,7 @@ def run(s: Schedule, *, tracing: bool = False) -> Verdict:
     except Exception:  # a crash of the core is a finding like any other
         verdict.violations.append(f"exception at {c.now:.4f}s: {traceback.format_exc()}")
     _check_safety(c, s, verdict)
+    verdict.violations.extend(f"scripts: {o}" for o in c.script_overlaps)
     if failed:
         _check_liveness(c, s, verdict, failed[0])
     if s.kind is Kind.STABILITY:

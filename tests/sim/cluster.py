@@ -274,6 +274,8 @@ class Cluster:
         self._script_ids = itertools.count()
         self.tracing = tracing
         self.trace: list[str] = []
+        self.script_overlaps: list[str] = []
+        """Script phases a core started while another of its node's phases still ran."""
         self.nodes = {
             name: SimNode(
                 name,
@@ -610,6 +612,11 @@ class Cluster:
     def _run_scripts(self, n: SimNode, action: RunScripts) -> None:
         phase = action.phase
         behaviour = n.scripts.get(phase) or ScriptBehaviour()
+        if n.running is not None:  # a script cannot be called back: both would run
+            self.script_overlaps.append(
+                f"{n.name} started its {phase} scripts at {self.now:.4f}s while its "
+                f"{n.running[0]} scripts still ran"
+            )
         token = (phase, next(self._script_ids))
         n.running = token
         if phase is ScriptPhase.STARTUP:

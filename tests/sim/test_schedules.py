@@ -14,7 +14,7 @@ import pytest
 
 import failoverd.core.voter
 from failoverd.core.node import NodeCore
-from failoverd.core.types import SafetyMode
+from failoverd.core.types import Cause, NodeState, SafetyMode
 from tests.sim.__main__ import report
 from tests.sim.check import run
 from tests.sim.ledger import fingerprint
@@ -80,23 +80,49 @@ def test_a_schedule_replays_exactly() -> None:
     assert out.splitlines()[-1] == "no violation"
 
 
-def _first_violation(seed: int, limit: int) -> tuple[int, list[str]] | None:
+def _first_violation(seed: int, limit: int, kind: str) -> tuple[int, list[str]] | None:
     for index in range(limit):
         verdict = run(generate(seed, index, SafetyMode.WITNESS))
-        safety = [v for v in verdict.violations if v.startswith("safety")]
-        if safety:
-            return index, safety
+        found = [v for v in verdict.violations if v.startswith(kind)]
+        if found:
+            return index, found
     return None
 
 
-BROKEN: dict[str, tuple[object, str, Callable[..., object]]] = {
+def _release_beside_the_startup(
+    self: NodeCore, reason: str, then: NodeState, cause: Cause, reply_to: str | None = None
+) -> None:
+    """_begin_release without its wait for a running startup to be cancelled first."""
+    if self.state is NodeState.RELEASING and self.release is not None:
+        return
+    self._release(reason, then, cause, [reply_to] if reply_to else [])
+
+
+BROKEN: dict[str, tuple[object, str, Callable[..., object], str]] = {
     # Voters stop refusing other candidates: no lease wait at all.
-    "no vote block": (failoverd.core.voter, "vote_block", lambda *args: 0.0),
+    "no vote block": (failoverd.core.voter, "vote_block", lambda *args: 0.0, "safety"),
     # The holder never self-demotes when it cannot renew its lease.
-    "no self-demotion": (NodeCore, "demote_at", lambda self: None),
+    "no self-demotion": (NodeCore, "demote_at", lambda self: None, "safety"),
     # With demote scripts (a lease sized for them), a graceful shutdown cut off on the way
     # runs on past the lease instead of giving way to the demote scripts.
-    "no escalation to the demote scripts": (NodeCore, "escalate_at", lambda self: None),
+    "no escalation to the demote scripts": (
+        NodeCore,
+        "escalate_at",
+        lambda self: None,
+        "safety",
+    ),
+    # A release during the startup runs the shutdown scripts beside the startup scripts.
+    "no wait for a cancelled startup": (
+        NodeCore,
+        "_begin_release",
+        _release_beside_the_startup,
+        "scripts",
+    ),
+}
+
+EXPECTED = {
+    "safety": "safety: both services ran from",
+    "scripts": "scripts: ",
 }
 
 
@@ -104,12 +130,12 @@ BROKEN: dict[str, tuple[object, str, Callable[..., object]]] = {
 def test_a_broken_rule_is_caught_within_a_few_thousand_schedules(
     rule: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target, name, replacement = BROKEN[rule]
+    target, name, replacement, kind = BROKEN[rule]
     monkeypatch.setattr(target, name, replacement)
-    found = _first_violation(seed=SEED, limit=3000)
-    assert found is not None, f"{rule}: no violation in 3000 witness-mode schedules"
+    found = _first_violation(seed=SEED, limit=3000, kind=kind)
+    assert found is not None, f"{rule}: no {kind} violation in 3000 witness-mode schedules"
     _index, violations = found
-    assert violations[0].startswith("safety: both services ran from")
+    assert violations[0].startswith(EXPECTED[kind])
 
 
 def test_stability_faults_begin_once_the_cluster_has_settled() -> None:
