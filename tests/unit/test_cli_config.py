@@ -111,9 +111,13 @@ def test_summary_of_a_good_file(cfgdir: Path) -> None:
         "21s (auto)",  # the shutdown scripts' 20s + 1s
         "lease_time",
         "21.2s (auto)",  # dead_time 1s + 20s + demote_margin 200ms
+        "daemon: SCHED_RR priority 10, locked memory",
     ):
         assert expected in out, expected
     assert "WARNING" not in out
+    off = NODE.replace("[peer]", "realtime_priority = 0\nlock_memory = false\n\n[peer]", 1)
+    out = run("check-config", write(cfgdir, off)).stdout
+    assert "daemon: normal scheduler, memory not locked" in out
 
 
 def test_summary_shows_the_demote_scripts_and_the_lease_they_size(cfgdir: Path) -> None:

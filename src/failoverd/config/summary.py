@@ -18,6 +18,7 @@ from failoverd.config.schema import (
     ExecCheck,
     HttpCheck,
     NodeConfig,
+    NodeSection,
     WitnessConfig,
 )
 from failoverd.core.params import vote_block
@@ -153,6 +154,12 @@ def _timers(cfg: NodeConfig) -> RenderableType:
     return _facts(rows)
 
 
+def _scheduling(n: NodeSection) -> str:
+    cpu = f"SCHED_RR priority {n.realtime_priority}" if n.realtime_priority else "normal scheduler"
+    memory = "locked memory" if n.lock_memory else "memory not locked"
+    return f"daemon: {cpu}, {memory} (not inherited by the scripts or the service)"
+
+
 def _worst_case(cfg: NodeConfig) -> list[RenderableType]:
     bound = worst_case(node_params(cfg))
     worst = bound.worst
@@ -187,6 +194,7 @@ def node_summary(cfg: NodeConfig) -> Group:
             [
                 ("This node", f"{n.name} (preference: {n.preference})"),
                 ("", f"peer port {n.listen}, API {n.api}, state in {n.state_dir}"),
+                ("", _scheduling(n)),
                 ("Peer", f"{p.name} at {', '.join(p.addresses)}"),
                 ("Witness", witness),
             ]
