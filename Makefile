@@ -35,7 +35,7 @@ test: $(STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest -q -ra
 
 sim: $(STAMP)
-	$(BIN)/python -m tests.sim --schedules $(SCHEDULES) --seed $(SEED) --mode $(MODE) --first $(FIRST) $(if $(LEDGER),--ledger $(LEDGER))
+	$(BIN)/python -m tests.sim --schedules $(SCHEDULES) --seed $(SEED) --mode $(MODE) --first $(FIRST) $(if $(LEDGER),--ledger $(LEDGER)) $(if $(FILL),--fill $(FILL))
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -3,6 +3,8 @@
     python -m tests.sim --schedules N --seed S --mode witness|fence|cooperative|all
                         [--workers K] [--first I] [--trace-failures] [--progress]
                         [--ledger FILE]
+    python -m tests.sim --schedules PIECE --seed S --mode M --fill N --ledger FILE
+                                 (run what FILE lacks of schedules 0..N-1 on this code)
     python -m tests.sim --seed S --mode M --replay INDEX     (one schedule, its trace)
     python -m tests.sim --ledger-summary FILE           (what a ledger's runs cover)
 
@@ -79,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replay", type=int, metavar="INDEX", help="run one schedule, print its trace")
     ap.add_argument("--ledger", type=Path, help="append this run (range, code, verdict) to FILE")
     ap.add_argument(
+        "--fill",
+        type=int,
+        metavar="N",
+        help="with --ledger: run, in pieces of --schedules, what FILE lacks of schedules "
+        "0..N-1 for this seed, mode and code (resumable; stops at the first violation)",
+    )
+    ap.add_argument(
         "--ledger-summary",
         type=Path,
         metavar="FILE",
@@ -91,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ledger.LedgerError) as e:
             ap.error(f"--ledger-summary: {e}")
         return 0
-    if args.schedules < 1 or args.first < 0:
-        ap.error("--schedules must be at least 1 and --first at least 0")
+    if args.schedules < 1 or args.first < 0 or (args.fill is not None and args.fill < 1):
+        ap.error("--schedules and --fill must be at least 1, and --first at least 0")
     code = ledger.fingerprint()  # before the run: the code it imported
     modes = _modes(args.mode)
     if args.replay is not None:
@@ -102,30 +111,70 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(verdict.trace))
         print("\n".join(verdict.violations) or "no violation")
         return 1 if verdict.violations else 0
+    if args.fill is not None:
+        return _fill(ap, args, modes, code)
+    return 1 if _run_piece(args, modes, args.first, args.schedules, code) else 0
+
+
+def _run_piece(
+    args: argparse.Namespace, modes: tuple[SafetyMode, ...], first: int, count: int, code: str
+) -> int:
+    """Run schedules first..first+count-1, print the report, append it to the ledger
+    if there is one; return the number of violations."""
     summary = run_many(
-        args.schedules,
+        count,
         args.seed,
         modes,
         workers=args.workers,
-        first=args.first,
+        first=first,
         keep_trace=args.trace_failures,
         progress=args.progress,
     )
-    last = args.first + args.schedules - 1
-    print(f"seed {args.seed}, schedules {args.first}..{last}, mode {args.mode}")
-    print(report(summary, traces=args.trace_failures, code=code))
+    print(f"seed {args.seed}, schedules {first}..{first + count - 1}, mode {args.mode}")
+    print(report(summary, traces=args.trace_failures, code=code), flush=True)
     if args.ledger is not None:
         entry = ledger.Entry.now(
             seed=args.seed,
             mode=args.mode,
-            first=args.first,
+            first=first,
             count=summary.schedules,
             violations=summary.violations,
             code=code,
             seconds=summary.seconds,
         )
         ledger.append(args.ledger, entry)
-    return 1 if summary.violations else 0
+    return summary.violations
+
+
+def _fill(
+    ap: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    modes: tuple[SafetyMode, ...],
+    code: str,
+) -> int:
+    """Run, in pieces of --schedules, what the ledger lacks of schedules 0..fill-1 for
+    this seed, mode and code. Each piece is appended as it ends, so an interrupted
+    fill loses at most one piece, and the same command goes on from there. Stops at
+    the first piece with a violation."""
+    if args.ledger is None:
+        ap.error("--fill needs --ledger FILE: the runs it completes are counted there")
+    if args.first:
+        ap.error("--fill chooses its own ranges from the ledger: leave out --first")
+    try:
+        done = ledger.read(args.ledger) if args.ledger.exists() else []
+    except (OSError, ledger.LedgerError) as e:
+        ap.error(f"--ledger: {e}")
+    gaps = ledger.missing(done, seed=args.seed, mode=args.mode, code=code, upto=args.fill)
+    for lo, hi in gaps:
+        for first in range(lo, hi, args.schedules):
+            if _run_piece(args, modes, first, min(args.schedules, hi - first), code):
+                return 1
+    group = f"{args.mode} seed {args.seed} code {code}:"
+    covered = [line for line in ledger.summary(ledger.read(args.ledger)) if line.startswith(group)]
+    print(*(covered or [f"{group} nothing run"]), sep="\n")
+    if not gaps:
+        print(f"schedules 0..{args.fill - 1} had all been run on this code: nothing to do")
+    return 0
 
 
 if __name__ == "__main__":

@@ -101,6 +101,28 @@ def _union(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def missing(
+    entries: Iterable[Entry], *, seed: int, mode: str, code: str, upto: int
+) -> list[tuple[int, int]]:
+    """The half-open ranges of schedules 0..upto-1 that no run of this seed, mode and
+    code has covered yet, in order: what is left of a long run."""
+    covered = _union(
+        (e.first, e.first + e.count)
+        for e in entries
+        if (e.seed, e.mode, e.code) == (seed, mode, code)
+    )
+    gaps, at = [], 0
+    for lo, hi in covered:
+        if lo > at:
+            gaps.append((at, min(lo, upto)))
+        at = max(at, hi)
+        if at >= upto:
+            break
+    if at < upto:
+        gaps.append((at, upto))
+    return [(lo, hi) for lo, hi in gaps if lo < hi]
+
+
 def summary(entries: list[Entry]) -> list[str]:
     """One line per (mode, seed, code): the distinct schedules run, as ranges."""
     groups: dict[tuple[str, int, str], list[Entry]] = {}

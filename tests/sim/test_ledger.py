@@ -17,6 +17,7 @@ from tests.sim.ledger import (
     LedgerError,
     append,
     fingerprint,
+    missing,
     read,
     summary,
 )
@@ -89,3 +90,48 @@ def test_a_run_appends_its_range_and_code(tmp_path: Path) -> None:
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert "fence seed 3 code" in shown.stdout and "6 distinct schedules (40..45)" in shown.stdout
+
+
+def test_missing_is_what_runs_of_the_same_seed_mode_and_code_left_out() -> None:
+    runs = [_entry(0, 5), _entry(8, 2), _entry(3, 1), _entry(5, 3, code="c2")]
+    runs += [Entry.now(seed=2, mode="witness", first=5, count=3, violations=0, code="c1",
+                       seconds=1.0)]  # fmt: skip
+    assert missing(runs, seed=1, mode="witness", code="c1", upto=12) == [(5, 8), (10, 12)]
+    assert missing(runs, seed=1, mode="fence", code="c1", upto=4) == [(0, 4)]
+    assert missing(runs, seed=1, mode="witness", code="c1", upto=4) == []
+    assert missing([_entry(20, 5)], seed=1, mode="witness", code="c1", upto=12) == [(0, 12)]
+
+
+def _sim(*args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "tests.sim", "--seed", "3", "--mode", "fence", *args]
+    return subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_fill_runs_only_what_the_ledger_lacks_then_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    code = fingerprint()
+    for first, count, of in ((0, 5, code), (5, 3, "other code")):
+        append(path, Entry.now(seed=3, mode="fence", first=first, count=count, violations=0,
+                               code=of, seconds=1.0))  # fmt: skip
+    fill = ("--fill", "12", "--schedules", "3", "--workers", "1", "--ledger", str(path))
+    done = _sim(*fill)
+    assert done.returncode == 0, done.stderr
+    added = [(e.first, e.count, e.code) for e in read(path)[2:]]
+    assert added == [(5, 3, code), (8, 3, code), (11, 1, code)]
+    assert f"fence seed 3 code {code}: 12 distinct schedules (0..11)" in done.stdout
+    again = _sim(*fill)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stdout and len(read(path)) == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--fill", "10"), "--fill needs --ledger FILE"),
+        (("--fill", "10", "--first", "4", "--ledger", "x.jsonl"), "leave out --first"),
+        (("--fill", "0", "--ledger", "x.jsonl"), "--fill must be at least 1"),
+    ],
+)
+def test_fill_refuses_what_it_cannot_do(args: tuple[str, ...], said: str) -> None:
+    done = _sim(*args)
+    assert done.returncode == 2 and said in done.stderr.strip().splitlines()[-1]
