@@ -170,8 +170,7 @@ def _fill(
             if _run_piece(args, modes, first, min(args.schedules, hi - first), code):
                 return 1
     group = f"{args.mode} seed {args.seed} code {code}:"
-    covered = [line for line in ledger.summary(ledger.read(args.ledger)) if line.startswith(group)]
-    print(*(covered or [f"{group} nothing run"]), sep="\n")
+    print(*(line for line in ledger.summary(ledger.read(args.ledger)) if line.startswith(group)))
     if not gaps:
         print(f"schedules 0..{args.fill - 1} had all been run on this code: nothing to do")
     return 0
