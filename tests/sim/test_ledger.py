@@ -75,20 +75,20 @@ def test_a_damaged_ledger_line_is_named(tmp_path: Path) -> None:
         read(path)
 
 
+def _sim(*args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "tests.sim", "--seed", "3", "--mode", "fence", *args]
+    return subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
 def test_a_run_appends_its_range_and_code(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
-    argv = [sys.executable, "-m", "tests.sim", "--schedules", "6", "--seed", "3"]
-    argv += ["--mode", "fence", "--first", "40", "--workers", "1", "--ledger", str(path)]
-    done = subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = _sim("--schedules", "6", "--first", "40", "--workers", "1", "--ledger", str(path))
     assert done.returncode == 0, done.stderr
     (entry,) = read(path)
     assert (entry.seed, entry.mode, entry.first, entry.count) == (3, "fence", 40, 6)
     assert entry.code == fingerprint() and entry.violations == 0
     assert f"code {entry.code}" in done.stdout
-    shown = subprocess.run(
-        [sys.executable, "-m", "tests.sim", "--ledger-summary", str(path)],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    shown = _sim("--ledger-summary", str(path))
     assert "fence seed 3 code" in shown.stdout and "6 distinct schedules (40..45)" in shown.stdout
 
 
@@ -100,11 +100,6 @@ def test_missing_is_what_runs_of_the_same_seed_mode_and_code_left_out() -> None:
     assert missing(runs, seed=1, mode="fence", code="c1", upto=4) == [(0, 4)]
     assert missing(runs, seed=1, mode="witness", code="c1", upto=4) == []
     assert missing([_entry(20, 5)], seed=1, mode="witness", code="c1", upto=12) == [(0, 12)]
-
-
-def _sim(*args: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "tests.sim", "--seed", "3", "--mode", "fence", *args]
-    return subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_fill_runs_only_what_the_ledger_lacks_then_nothing(tmp_path: Path) -> None:
