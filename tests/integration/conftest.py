@@ -13,6 +13,7 @@ import pytest
 
 from failoverd.core.types import SafetyMode
 from failoverd.demo.cluster import Cluster, Tweak
+from failoverd.demo.logs import log_tail
 
 TIMEOUT = 15.0
 """Seconds any single awaited condition may take; generous for a loaded 2-core machine."""
@@ -33,10 +34,13 @@ def make_cluster(tmp_path: Path) -> Iterator[MakeCluster]:
     yield make
     for cluster in clusters:
         cluster.close()
-        daemons = [n.daemon for n in cluster.nodes] + [cluster.witness] * bool(cluster.witness)
-        for daemon in daemons:
-            if daemon is not None and daemon.log.exists():
-                print(f"----- {daemon.log} (last lines)\n{daemon.log_tail(40)}")
+        # The daemons' logs, the witness's, and the services' (why a startup script failed).
+        logs = [n.plan.log for n in cluster.nodes] + [n.plan.service_log for n in cluster.nodes]
+        if cluster.witness is not None:
+            logs.append(cluster.witness.log)
+        for log in logs:
+            if log.exists():
+                print(f"----- {log} (last lines)\n{log_tail(log, 40)}")
 
 
 def start_settled(cluster: Cluster) -> Cluster:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from failoverd.demo import service
-from failoverd.demo.cluster import LOOPBACK, free_ports
+from failoverd.demo.ports import LOOPBACK, free_ports
 
 
 def script(*args: str) -> subprocess.CompletedProcess[str]:
@@ -98,3 +98,20 @@ def test_a_pidfile_naming_another_process_is_never_signalled(tmp_path: Path) -> 
     assert service.service_pid(pidfile) is None
     assert service.stop(pidfile) is None
     assert not pidfile.exists()
+
+
+def test_a_port_held_by_a_connection_fails_the_start_with_the_reason(tmp_path: Path) -> None:
+    """What an ephemeral source port on the service's port does (why free_ports avoids them)."""
+    with socket.socket() as listener, socket.socket() as client:
+        listener.bind((LOOPBACK, 0))
+        listener.listen()
+        client.bind((LOOPBACK, 0))
+        client.connect(listener.getsockname())
+        port = client.getsockname()[1]
+        log = tmp_path / "pop3.log"
+        argv = ["start", "--pidfile", str(tmp_path / "pop3.pid"), "--log", str(log)]
+        done = script(*argv, "--port", str(port), "--name", "beta")
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert "address already in use" in line and str(port) in line and str(log) in line
+    assert "Traceback" not in log.read_text()

@@ -18,7 +18,8 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from failoverd.core.types import SafetyMode
-from failoverd.demo.cluster import NodePlan, free_ports
+from failoverd.demo.cluster import NodePlan
+from failoverd.demo.ports import free_ports
 from failoverd.demo.waiting import wait_for
 from tests.integration.conftest import TIMEOUT, MakeCluster, start_settled
 

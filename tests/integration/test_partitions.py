@@ -16,7 +16,8 @@ import pytest
 from failoverd.config.schema import split_address
 from failoverd.core.params import vote_block
 from failoverd.core.types import SafetyMode
-from failoverd.demo.cluster import WITNESS, Cluster, Node, NodePlan, Tweak, free_ports
+from failoverd.demo.cluster import WITNESS, Cluster, Node, NodePlan, Tweak
+from failoverd.demo.ports import free_ports
 from failoverd.demo.waiting import wait_for
 from tests.integration.conftest import TIMEOUT, MakeCluster, records, start_settled
 from tests.integration.relay import Relays, relays

@@ -14,7 +14,8 @@ from failoverd import wire
 from failoverd.config.load import read_secret_file
 from failoverd.core.messages import ShutdownReply, ShutdownRequest
 from failoverd.core.types import ShutdownOutcome
-from failoverd.demo.cluster import LOOPBACK, Cluster, Node
+from failoverd.demo.cluster import Cluster, Node
+from failoverd.demo.ports import LOOPBACK
 from failoverd.demo.waiting import wait_for
 from tests.integration.conftest import TIMEOUT, MakeCluster, records
 

@@ -35,11 +35,12 @@ from typing import Any
 from failoverd.config.schema import NodeConfig, WitnessConfig
 from failoverd.core.types import Preference, SafetyMode
 from failoverd.demo import service
+from failoverd.demo.logs import log_tail
+from failoverd.demo.ports import LOOPBACK, free_ports
 from failoverd.demo.waiting import WaitTimeout, wait_for
 from failoverd.lab.node import failoverd_command, write_config, write_secret
 from failoverd.store import JOURNAL_FILE, Journal
 
-LOOPBACK = "127.0.0.1"
 POP3_USER = "demo"
 WITNESS = "gamma"
 """The witness's name (the nodes are alpha and beta)."""
@@ -54,23 +55,6 @@ FAST_TIMING: Mapping[str, str] = {
 
 Tweak = Callable[["NodePlan", dict[str, Any]], None]
 """Changes a node's config (the TOML document as a dict) before it is validated and written."""
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct 127.0.0.1 ports free for both TCP and UDP a moment ago (held until all chosen)."""
-    ports: list[int] = []
-    with contextlib.ExitStack() as stack:
-        while len(ports) < count:
-            tcp = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            tcp.bind((LOOPBACK, 0))
-            port = tcp.getsockname()[1]
-            udp = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-            try:
-                udp.bind((LOOPBACK, port))
-            except OSError:
-                continue  # taken for UDP: keep the TCP socket bound so it is not offered again
-            ports.append(port)
-    return ports
 
 
 def pop3_greeting(port: int, timeout: float = 0.5) -> str | None:
@@ -170,10 +154,7 @@ class Daemon:
             self.kill()
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log, lines)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,15 +141,21 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM; 1 with a one-line reason if the password or the port is unusable."""
     args = _parse(argv)
-    account = (
-        Account(args.user, args.password_file.read_text().strip())
-        if args.user is not None
-        else None
-    )
-    asyncio.run(serve(args.host, args.port, args.pidfile, Pop3Server(args.name, account)))
+    try:
+        account = (
+            Account(args.user, args.password_file.read_text().strip())
+            if args.user is not None
+            else None
+        )
+        asyncio.run(serve(args.host, args.port, args.pidfile, Pop3Server(args.name, account)))
+    except OSError as exc:
+        print(f"pop3: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from failoverd.demo.logs import log_tail
 from failoverd.demo.waiting import WaitTimeout, wait_for
 
 START_TIMEOUT = 10.0
@@ -81,7 +82,8 @@ def start(argv: Sequence[str], pidfile: Path, log: Path) -> int:
 
     def listening() -> bool:
         if proc.poll() is not None:
-            raise ServiceError(f"the service exited with status {proc.returncode}: see {log}")
+            why = log_tail(log, 1) or "no output"
+            raise ServiceError(f"the service exited with status {proc.returncode}: {why} ({log})")
         return service_pid(pidfile) == proc.pid
 
     try:
