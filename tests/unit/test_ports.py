@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 
 from failoverd.demo import ports
-from failoverd.demo.ports import LOOPBACK, NoFreePort, ephemeral_floor, free_ports, static_ports
+from failoverd.demo.ports import (
+    LOOPBACK,
+    NoFreePort,
+    PortCycle,
+    ephemeral_floor,
+    free_ports,
+    static_ports,
+)
 
 
 def test_ports_are_below_the_ephemeral_range_so_no_connection_can_take_them() -> None:
@@ -56,11 +63,6 @@ def test_static_ports_stay_above_the_privileged_ports() -> None:
     assert len(static_ports(1024)) == 0
 
 
-def test_no_room_below_the_ephemeral_range_is_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    proc = tmp_path / "ip_local_port_range"
-    proc.write_text("1024 65535\n")
-    monkeypatch.setattr(ports, "EPHEMERAL_RANGE", proc)
+def test_no_room_below_the_ephemeral_range_is_a_clear_error() -> None:
     with pytest.raises(NoFreePort, match=r"ip_local_port_range"):
-        free_ports(1)
+        PortCycle(static_ports(1024)).take(1)

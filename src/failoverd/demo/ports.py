@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import random
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -40,35 +39,42 @@ def static_ports(floor: int) -> range:
     return range(max(1024, floor - STATIC_SPAN), floor)
 
 
-def _candidates() -> Iterator[int]:
-    """Every candidate in turn, forever, from a random start (two processes rarely collide)."""
-    ports = static_ports(ephemeral_floor())
-    start = random.randrange(len(ports)) if ports else 0
-    return itertools.cycle([*ports[start:], *ports[:start]])
+class PortCycle:
+    """The ports of `space` in turn, forever, from a random start (so that two processes
+    rarely hand out the same ones), each checked free when its turn comes."""
+
+    def __init__(self, space: range) -> None:
+        self.space = space
+        start = random.randrange(len(space)) if space else 0
+        self._turns = itertools.cycle([*space[start:], *space[:start]])
+
+    def take(self, count: int) -> list[int]:
+        """Distinct ports free for TCP and UDP on 127.0.0.1 a moment ago (all held until all
+        are chosen); NoFreePort once a whole round found too few."""
+        ports: list[int] = []
+        tries = len(self.space)
+        with contextlib.ExitStack() as stack:
+            while len(ports) < count:
+                if tries == 0:
+                    raise NoFreePort(
+                        f"no port free for TCP and UDP on {LOOPBACK} in {self.space.start}-"
+                        f"{self.space.stop - 1} (below net.ipv4.ip_local_port_range): free some"
+                    )
+                tries -= 1
+                port = next(self._turns)
+                try:
+                    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                        sock = stack.enter_context(socket.socket(socket.AF_INET, kind))
+                        sock.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+                ports.append(port)
+        return ports
 
 
-_next_candidate = _candidates()
+_ports = PortCycle(static_ports(ephemeral_floor()))
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct 127.0.0.1 ports free for both TCP and UDP a moment ago, outside the
-    ephemeral range (all held until all are chosen). NoFreePort if there are none."""
-    ports: list[int] = []
-    candidates = static_ports(ephemeral_floor())
-    tries = len(candidates)
-    with contextlib.ExitStack() as stack:
-        while len(ports) < count:
-            if tries == 0:
-                raise NoFreePort(
-                    f"no port free for TCP and UDP on {LOOPBACK} in {candidates.start}-"
-                    f"{candidates.stop - 1} (below net.ipv4.ip_local_port_range): free some"
-                )
-            tries -= 1
-            port = next(_next_candidate)
-            try:
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    stack.enter_context(socket.socket(socket.AF_INET, kind)).bind((LOOPBACK, port))
-            except OSError:
-                continue
-            ports.append(port)
-    return ports
+    """`count` ports outside the ephemeral range, free a moment ago (see PortCycle.take)."""
+    return _ports.take(count)
